@@ -1,0 +1,78 @@
+"""Atomic file writes: a file either has its complete new contents or is untouched.
+
+Every file nerfdata writes goes through :func:`atomic_path`: the data is written to a temporary file
+in the same folder, flushed to disk, and renamed over the target (``os.replace`` is atomic on POSIX
+and Windows within one file system). A crash leaves at most a stray ``.tmp`` file, never a truncated
+target.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "sha256_file", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+
+def _default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp's files are private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> target.read_text()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)  # writers may have recreated the file, so set the mode last
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, value: Any) -> None:
+    """Write ``value`` as indented JSON (keys in insertion order, trailing newline)."""
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def sha256_file(path: str | Path, block_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(block_size):
+            digest.update(block)
+    return digest.hexdigest()

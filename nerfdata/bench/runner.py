@@ -1,0 +1,70 @@
+"""Run every benchmark, print tables with ratios, write the figures as JSON."""
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from nerfdata.atomic import write_json_atomic
+from nerfdata.bench.core import bench_hash_grid, bench_render
+from nerfdata.version import __version__
+
+__all__ = ["run_benchmarks"]
+
+
+def _hash_grid_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="hash grid (16 levels, 2^19 entries, 2 features): samples/s (ratio: against the reference)")
+    for column in ("backend", "forward", "forward+backward", "forward ratio", "train ratio"):
+        table.add_column(column, justify="right" if column != "backend" else "left")
+    base = rows[-1]  # the reference loop
+    for row in rows:
+        table.add_row(
+            row["backend"],
+            f"{row['forward_samples_per_s'] / 1e6:.2f} M",
+            f"{row['train_samples_per_s'] / 1e6:.2f} M",
+            f"{row['forward_samples_per_s'] / base['forward_samples_per_s']:.2f}x",
+            f"{row['train_samples_per_s'] / base['train_samples_per_s']:.2f}x",
+        )
+    return table
+
+
+def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
+    table = Table(title=f"render {resolution}x{resolution}: rays/s (ratio: against the same field without occupancy)")
+    for column in ("field", "occupancy grid", "normals", "rays/s", "ratio"):
+        table.add_column(column, justify="left" if column == "field" else "right")
+    for row in rows:
+        base = next(r for r in rows if r["field"] == row["field"] and not r["occupancy"])
+        grid = f"yes ({100 * row['occupied_fraction']:.0f}% cells)" if row["occupancy"] else "no"
+        table.add_row(
+            row["field"], grid, "yes" if row["normals"] else "no",
+            f"{row['rays_per_s'] / 1e3:.1f} k", f"{row['rays_per_s'] / base['rays_per_s']:.2f}x",
+        )
+    return table
+
+
+def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/results.json")) -> dict[str, Any]:
+    """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures."""
+    console = Console()
+    resolution = 64 if quick else 256
+    repeats = 1 if quick else 3
+    render_repeats = 1 if quick else 2
+    console.print(f"nerfdata {__version__} benchmarks on {platform.processor() or platform.machine()}, "
+                  f"{torch.get_num_threads()} threads, torch {torch.__version__}" + (" (quick)" if quick else ""))
+    hash_rows = bench_hash_grid(num_points=1 << (15 if quick else 18), repeats=repeats)
+    console.print(_hash_grid_table(hash_rows))
+    render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
+    console.print(_render_table(render_rows, resolution))
+    results = {
+        "nerfdata_version": __version__,
+        "quick": quick,
+        "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "hash_grid": hash_rows,
+        "render": {"resolution": resolution, "rows": render_rows},
+    }
+    if out is not None:
+        write_json_atomic(out, results)
+        console.print(f"figures written to {out}")
+    return results

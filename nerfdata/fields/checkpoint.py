@@ -1,0 +1,210 @@
+"""nerfdata's checkpoint format: ``NAME.safetensors`` (tensors) + ``NAME.json`` (everything else).
+
+``NAME.json`` holds the field type, its hyper-parameters, the box, the format version, the nerfdata
+version that wrote it and the sha256 of the tensors file. Loading never unpickles anything
+(safetensors holds raw tensors only) and never falls back to random weights: a missing file, a
+truncated or modified tensors file, a checksum mismatch, a missing, unexpected or misshapen tensor
+is a :class:`~nerfdata.errors.CheckpointError` naming the file and the problem.
+
+The field's occupancy grid (when it has one) is stored beside its weights as ``occupancy.bits``.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from nerfdata.atomic import atomic_path, sha256_file, write_json_atomic
+from nerfdata.errors import CheckpointError, NerfDataError
+from nerfdata.fields.analytic import AnalyticField
+from nerfdata.fields.base import Field, aabb_to_list
+from nerfdata.fields.ngp import NGPField
+from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.version import __version__
+
+__all__ = ["FIELD_TYPES", "FORMAT_VERSION", "LoadedField", "load_field", "resolve_checkpoint", "save_field"]
+
+FORMAT_NAME = "nerfdata-field"
+FORMAT_VERSION = 1
+FIELD_TYPES: dict[str, type[Field]] = {cls.field_type: cls for cls in (NGPField, AnalyticField)}
+_OCCUPANCY_KEY = "occupancy.bits"
+
+
+@dataclass
+class LoadedField:
+    """A field loaded from a checkpoint, frozen (eval mode, no gradients), with what came with it."""
+
+    field: Field
+    occupancy: OccupancyGrid | None
+    json_path: Path
+    sha256: str
+    """Checksum of the tensors file: identifies the exact weights in dataset manifests."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
+    """``(json, safetensors)`` paths for a checkpoint folder, its ``.json`` or its ``.safetensors``."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    if path.is_dir():
+        json_path = path / "field.json"
+    elif path.suffix == ".safetensors":
+        json_path = path.with_suffix(".json")
+    elif path.suffix == ".json":
+        json_path = path
+    elif path.suffix in (".yml", ".yaml"):
+        raise CheckpointError(
+            f"{path}: nerfstudio run configs are not supported by this version of nerfdata; "
+            "pass a nerfdata checkpoint (a folder with field.json and field.safetensors)"
+        )
+    else:
+        raise CheckpointError(
+            f"{path}: not a checkpoint; expected a folder holding field.json and field.safetensors, "
+            "or a .safetensors / .json file of one"
+        )
+    if not json_path.is_file():
+        raise CheckpointError(f"{json_path}: checkpoint description not found")
+    return json_path, json_path.with_suffix(".safetensors")
+
+
+def save_field(
+    field_: Field,
+    path: str | Path,
+    occupancy: OccupancyGrid | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``field_`` (and its occupancy grid) as a checkpoint; returns the ``.json`` path.
+
+    ``path`` is a folder (``field.json`` + ``field.safetensors`` inside it) or a ``.safetensors``
+    or ``.json`` file name. Both files are written atomically, the tensors first, so a crash never
+    leaves a description pointing at tensors it does not describe.
+
+    Example:
+        >>> import tempfile
+        >>> from nerfdata.fields.analytic import AnalyticField, Sphere
+        >>> field = AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]])
+        >>> json_path = save_field(field, tempfile.mkdtemp())
+        >>> type(load_field(json_path).field).__name__
+        'AnalyticField'
+    """
+    path = Path(path)
+    if path.suffix not in (".json", ".safetensors"):
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / "field.json"
+    json_path, tensors_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
+    tensors = {name: value.detach().cpu().contiguous() for name, value in field_.state_dict().items()}
+    if occupancy is not None:
+        tensors[_OCCUPANCY_KEY] = occupancy.bits.cpu().contiguous()
+    with atomic_path(tensors_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "field_type": field_.field_type})
+    description = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "nerfdata_version": __version__,
+        "field_type": field_.field_type,
+        "aabb": aabb_to_list(field_.aabb),
+        "config": field_.config_dict(),
+        "tensors_file": tensors_path.name,
+        "sha256": sha256_file(tensors_path),
+        "occupancy": None
+        if occupancy is None
+        else {"resolution": occupancy.resolution, "aabb": aabb_to_list(occupancy.aabb)},
+        "metadata": metadata or {},
+    }
+    write_json_atomic(json_path, description)
+    return json_path
+
+
+def _read_description(json_path: Path) -> dict[str, Any]:
+    try:
+        description = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{json_path}: unreadable checkpoint description ({error})") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{json_path}: not a nerfdata field checkpoint (missing 'format': '{FORMAT_NAME}')")
+    version = description.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{json_path}: checkpoint format version {version!r} is not supported (this nerfdata reads {FORMAT_VERSION})"
+        )
+    missing = [key for key in ("field_type", "config", "sha256") if key not in description]
+    if missing:
+        raise CheckpointError(f"{json_path}: checkpoint description lacks {', '.join(missing)}")
+    if description["field_type"] not in FIELD_TYPES:
+        raise CheckpointError(
+            f"{json_path}: unknown field type {description['field_type']!r}; known: {sorted(FIELD_TYPES)}"
+        )
+    return description
+
+
+def _read_tensors(tensors_path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    if not tensors_path.is_file():
+        raise CheckpointError(f"{tensors_path}: tensors file not found")
+    try:
+        with safe_open(str(tensors_path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{tensors_path}: truncated or corrupt tensors file ({error})") from None
+    actual = sha256_file(tensors_path)
+    if actual != expected_sha256:
+        raise CheckpointError(
+            f"{tensors_path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected_sha256[:12]}...); "
+            "the file was modified or replaced after it was saved"
+        )
+    return tensors
+
+
+def _check_state(tensors_path: Path, field_: Field, tensors: dict[str, torch.Tensor]) -> None:
+    expected = field_.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = ([f"missing tensors {missing}"] if missing else []) + (
+            [f"unexpected tensors {unexpected}"] if unexpected else []
+        )
+        raise CheckpointError(f"{tensors_path}: does not match its field description: {'; '.join(parts)}")
+    for name, value in expected.items():
+        if tuple(tensors[name].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{tensors_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
+                f"the field described in its .json expects {tuple(value.shape)}"
+            )
+
+
+def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedField:
+    """Load a checkpoint saved by :func:`save_field` (folder, ``.json`` or ``.safetensors`` path).
+
+    Raises:
+        CheckpointError: the files are missing, corrupt, modified, or do not match each other.
+    """
+    json_path, tensors_path = resolve_checkpoint(path)
+    description = _read_description(json_path)
+    tensors_path = json_path.parent / description.get("tensors_file", tensors_path.name)
+    tensors = _read_tensors(tensors_path, description["sha256"])
+    try:
+        field_ = FIELD_TYPES[description["field_type"]].from_config_dict(description["config"])
+    except NerfDataError as error:
+        raise CheckpointError(f"{json_path}: invalid field config: {error}") from None
+    occupancy_bits = tensors.pop(_OCCUPANCY_KEY, None)
+    _check_state(tensors_path, field_, tensors)
+    field_.load_state_dict(tensors, strict=True)
+    field_.eval().requires_grad_(False)
+    occupancy = None
+    if occupancy_bits is not None:
+        info = description.get("occupancy") or {}
+        resolution = int(info.get("resolution", 0))
+        if resolution <= 0 or occupancy_bits.numel() != -(-(resolution**3) // 8):
+            raise CheckpointError(f"{json_path}: occupancy grid does not match its resolution {resolution}")
+        occupancy = OccupancyGrid(torch.tensor(info["aabb"], dtype=torch.float32), resolution, occupancy_bits)
+    return LoadedField(
+        field=field_.to(device),
+        occupancy=occupancy,
+        json_path=json_path,
+        sha256=description["sha256"],
+        metadata=description.get("metadata", {}),
+    )

@@ -1,0 +1,1 @@
+"""Whole user tasks (render, train, ...): wiring, progress, output folders."""

@@ -1,0 +1,439 @@
+"""Ray marching and per-ray outputs: the fast marcher, its dense reference twin, and images.
+
+Samples are spaced uniformly along each ray inside the field's box, ``step = box diagonal /
+num_steps``; sample ``i`` of a ray covers ``[t_near + i * step, t_near + (i + 1) * step]``.
+
+* :func:`render_rays` (fast): rays advance in rounds. Each round looks ``window`` steps ahead, keeps
+  at most ``samples_per_round`` samples that lie in occupied cells of the occupancy grid (empty space
+  costs one bit lookup, no field evaluation), evaluates the field on those only, and composites them.
+  A ray stops once its transmittance falls below ``min_transmittance`` (early termination) or it
+  leaves the box.
+* :func:`render_rays_reference` (reference twin): every step of every ray, evaluated and
+  composited in one block, no skipping, no early termination. Tests compare the two.
+
+Both share :mod:`nerfdata.render.volume`'s compositing, and both process rays in chunks of
+``chunk_rays`` so memory is bounded by the chunk, whatever the number of rays.
+"""
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from nerfdata.cameras import Camera, Rays, ray_aabb_intersect
+from nerfdata.errors import ConfigError
+from nerfdata.fields.base import Field
+from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.render.volume import block_weights, median_crossing
+
+__all__ = [
+    "ImageOutputs",
+    "RayOutputs",
+    "RaySamples",
+    "RenderOptions",
+    "render_image",
+    "render_rays",
+    "render_rays_reference",
+]
+
+Background = Literal["white", "black", "none"]
+_BACKGROUNDS = {"white": 1.0, "black": 0.0, "none": 0.0}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How rays are marched and what is returned."""
+
+    num_steps: int = 1024
+    """Samples along the box diagonal; the step size is ``diagonal / num_steps``."""
+    near: float = 0.0
+    """No samples closer than this to the ray origin (scene units)."""
+    far: float = math.inf
+    """No samples farther than this from the ray origin (scene units)."""
+    background: Background = "white"
+    """Colour behind the field; ``"none"`` leaves rgb premultiplied by accumulation."""
+    normals: bool = True
+    """Compute normals (one extra gradient evaluation of density per sample)."""
+    return_samples: bool = False
+    """Also return every evaluated sample with its weight (packed, see :class:`RaySamples`)."""
+    min_transmittance: float = 1e-4
+    """Early termination: a ray stops once its transmittance falls below this."""
+    chunk_rays: int = 8192
+    """Rays processed at once; bounds memory whatever the image size."""
+    window: int = 128
+    """Steps looked ahead per round of the fast marcher (cheap occupancy lookups)."""
+    samples_per_round: int = 16
+    """Field evaluations per ray per round of the fast marcher."""
+    stratified: bool = False
+    """Jitter each sample uniformly inside its interval (training); needs a generator."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "chunk_rays", "window", "samples_per_round"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"render option {name} must be >= 1, got {getattr(self, name)}")
+        if self.background not in _BACKGROUNDS:
+            raise ConfigError(f"background must be one of {sorted(_BACKGROUNDS)}, got {self.background!r}")
+        if not 0 <= self.near < self.far:
+            raise ConfigError(f"need 0 <= near < far, got near={self.near}, far={self.far}")
+        if not 0.0 <= self.min_transmittance < 1.0:
+            raise ConfigError(f"min_transmittance must be in [0, 1), got {self.min_transmittance}")
+
+
+@dataclass
+class RaySamples:
+    """Evaluated samples of a batch of rays, packed: sample ``m`` belongs to ray ``ray_indices[m]``.
+
+    Within one ray, samples are ordered front to back.
+    """
+
+    ray_indices: Tensor
+    t_start: Float[Tensor, " m"]
+    t_end: Float[Tensor, " m"]
+    weights: Float[Tensor, " m"]
+    density: Float[Tensor, " m"]
+
+
+@dataclass
+class RayOutputs:
+    """Per-ray results. Distances are ranges along the unit ray direction, in scene units."""
+
+    rgb: Float[Tensor, "n 3"]
+    accumulation: Float[Tensor, " n"]
+    range_expected: Float[Tensor, " n"]
+    """Weighted mean distance of ray termination (normalised by accumulation; 0 if nothing was hit)."""
+    range_median: Float[Tensor, " n"]
+    """Where the accumulated weight crosses 0.5; 0 where it never does (no surface)."""
+    depth_spread: Float[Tensor, " n"]
+    """Standard deviation of the termination distance (normalised weights), scene units."""
+    num_samples: Tensor
+    """Field evaluations spent on each ray (int)."""
+    normal: Float[Tensor, "n 3"] | None = None
+    """World-frame unit normal: the weighted mean of ``-grad(density) / |grad(density)|``."""
+    samples: RaySamples | None = None
+
+
+@dataclass
+class _Accumulator:
+    """Running per-ray sums of one chunk (out-of-place updates keep them differentiable)."""
+
+    rgb: Tensor
+    weight: Tensor
+    t: Tensor
+    t_squared: Tensor
+    normal: Tensor
+    optical_depth: Tensor
+    median: Tensor
+    median_found: Tensor
+    num_samples: Tensor
+    samples: list[RaySamples] = field(default_factory=list)
+
+    @classmethod
+    def zeros(cls, n: int, device: torch.device) -> "_Accumulator":
+        def z(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(*shape, dtype=dtype, device=device)
+
+        return cls(
+            z(n, 3), z(n), z(n, dtype=torch.float64), z(n, dtype=torch.float64), z(n, 3), z(n), z(n),
+            z(n, dtype=torch.bool), z(n, dtype=torch.int64),
+        )
+
+
+def _evaluate(
+    field_: Field, positions: Tensor, directions: Tensor, normals: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Density, radiance and (optionally) normals ``-grad(density) / |grad(density)|`` at samples."""
+    if not normals:
+        density, rgb = field_.query(positions, directions)
+        return density, rgb, None
+    training = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x = positions.detach().requires_grad_(True)
+        density, rgb = field_.query(x, directions)
+        (gradient,) = torch.autograd.grad(density.sum(), x, retain_graph=training)
+    if not training:  # the graph was only needed for the gradient
+        density, rgb = density.detach(), rgb.detach()
+    return density, rgb, -torch.nn.functional.normalize(gradient.detach(), dim=-1)
+
+
+def _composite(
+    acc: _Accumulator,
+    rays: Tensor,
+    t_start: Tensor,
+    delta: float,
+    valid: Tensor,
+    density: Tensor,
+    rgb: Tensor,
+    normals: Tensor | None,
+    keep_samples: bool,
+) -> _Accumulator:
+    """Composite one block ``(k, S)`` of samples of rays ``rays`` (indices into the chunk) into ``acc``."""
+    deltas = torch.full_like(density, delta)
+    blk = block_weights(density, deltas, acc.optical_depth[rays])
+    w = blk.weights
+    t_mid = (t_start + 0.5 * delta).double()
+    found, median = median_crossing(t_start, deltas, density, blk.transmittance)
+    first = found & ~acc.median_found[rays]
+    updated = replace(
+        acc,
+        rgb=acc.rgb.index_add(0, rays, (w[..., None] * rgb).sum(dim=1)),
+        weight=acc.weight.index_add(0, rays, w.sum(dim=1)),
+        t=acc.t.index_add(0, rays, (w.double() * t_mid).sum(dim=1)),
+        t_squared=acc.t_squared.index_add(0, rays, (w.double() * t_mid**2).sum(dim=1)),
+        optical_depth=acc.optical_depth.index_copy(0, rays, blk.optical_depth_end),
+        median=acc.median.index_add(0, rays, torch.where(first, median, torch.zeros_like(median))),
+        median_found=acc.median_found.index_copy(0, rays, acc.median_found[rays] | found),
+        num_samples=acc.num_samples.index_add(0, rays, valid.sum(dim=1)),
+    )
+    if normals is not None:
+        updated.normal = acc.normal.index_add(0, rays, (w[..., None] * normals).sum(dim=1))
+    if keep_samples:
+        ray_ids = rays[:, None].expand_as(valid)[valid]
+        updated.samples.append(
+            RaySamples(ray_ids, t_start[valid], t_start[valid] + delta, w[valid], density[valid])
+        )
+    return updated
+
+
+def _scatter_block(
+    field_: Field, positions: Tensor, directions: Tensor, valid: Tensor, normals: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Evaluate the field on the valid samples of a ``(k, S)`` block; zeros elsewhere."""
+    shape = valid.shape
+    density_v, rgb_v, normal_v = _evaluate(field_, positions[valid], directions[valid], normals)
+    density = torch.zeros(shape, dtype=density_v.dtype, device=density_v.device).masked_scatter(valid, density_v)
+    rgb = torch.zeros(*shape, 3, dtype=rgb_v.dtype, device=rgb_v.device)
+    rgb = rgb.masked_scatter(valid[..., None], rgb_v)
+    normal = None
+    if normal_v is not None:
+        normal = torch.zeros(*shape, 3, dtype=normal_v.dtype, device=normal_v.device)
+        normal = normal.masked_scatter(valid[..., None], normal_v)
+    return density, rgb, normal
+
+
+def _finish(acc: _Accumulator, options: RenderOptions) -> RayOutputs:
+    weight = acc.weight
+    hit = weight > 0
+    safe = weight.double().clamp(min=1e-12)
+    expected = torch.where(hit, acc.t / safe, torch.zeros_like(acc.t))
+    variance = torch.where(hit, acc.t_squared / safe - expected**2, torch.zeros_like(acc.t))
+    rgb = acc.rgb + (1.0 - weight[:, None]) * _BACKGROUNDS[options.background]
+    samples = None
+    if options.return_samples:
+        device = weight.device
+        empty = RaySamples(*(torch.zeros(0, device=device) for _ in fields(RaySamples)))
+        empty.ray_indices = empty.ray_indices.long()
+        samples = RaySamples(*(torch.cat([getattr(s, f.name) for s in [empty, *acc.samples]]) for f in fields(RaySamples)))
+    return RayOutputs(
+        rgb=rgb,
+        accumulation=weight,
+        range_expected=expected.float(),
+        range_median=torch.where(acc.median_found, acc.median, torch.zeros_like(acc.median)),
+        depth_spread=variance.clamp(min=0.0).sqrt().float(),
+        num_samples=acc.num_samples,
+        normal=torch.nn.functional.normalize(acc.normal, dim=-1) if options.normals else None,
+        samples=samples,
+    )
+
+
+def _ray_extents(field_: Field, rays: Rays, options: RenderOptions) -> tuple[Tensor, Tensor, float]:
+    """Start distance, number of steps inside the box, and step size of each ray."""
+    step = field_.extent / options.num_steps
+    t_near, t_far = ray_aabb_intersect(rays.origins, rays.directions, field_.aabb)
+    t_near = t_near.clamp(min=options.near)
+    t_far = t_far.clamp(max=options.far)
+    num_steps = torch.ceil((t_far - t_near) / step).clamp(min=0).long()
+    return t_near, num_steps, step
+
+
+def _march_chunk(
+    field_: Field,
+    rays: Rays,
+    options: RenderOptions,
+    occupancy: OccupancyGrid | None,
+    generator: torch.Generator | None,
+) -> RayOutputs:
+    """The fast marcher on one chunk: rounds of up to ``samples_per_round`` occupied samples per ray."""
+    device = rays.origins.device
+    n = len(rays)
+    t_near, num_steps, step = _ray_extents(field_, rays, options)
+    acc = _Accumulator.zeros(n, device)
+    cursor = torch.zeros(n, dtype=torch.int64, device=device)
+    stop_depth = -math.log(options.min_transmittance) if options.min_transmittance > 0 else math.inf
+    window = torch.arange(options.window, device=device)
+    k = options.samples_per_round
+    active = (num_steps > 0).nonzero()[:, 0]
+    while active.numel() > 0:
+        steps = cursor[active, None] + window  # (a, W)
+        in_range = steps < num_steps[active, None]
+        t_start = t_near[active, None] + steps * step
+        jitter = _jitter(steps.shape, options, generator, device)
+        t_sample = t_start + jitter * step
+        positions = rays.origins[active, None] + rays.directions[active, None] * t_sample[..., None]
+        candidate = in_range if occupancy is None else in_range & occupancy.occupied(positions)
+        rank = torch.cumsum(candidate, dim=1)
+        taken = candidate & (rank <= k)
+        # Slot j of a ray holds its j-th taken sample; untaken entries go to a dropped extra slot.
+        slot = torch.where(taken, rank - 1, torch.full_like(rank, k))
+        columns = torch.full((active.numel(), k + 1), options.window - 1, dtype=torch.int64, device=device)
+        columns = columns.scatter(1, slot, window.expand_as(slot))[:, :k]
+        valid = torch.zeros(active.numel(), k + 1, dtype=torch.bool, device=device)
+        valid = valid.scatter(1, slot, taken)[:, :k]
+        if valid.any():
+            block_positions = positions.gather(1, columns[..., None].expand(-1, -1, 3))
+            block_dirs = rays.directions[active, None].expand(-1, k, -1)
+            density, rgb, normals = _scatter_block(field_, block_positions, block_dirs, valid, options.normals)
+            acc = _composite(
+                acc, active, t_start.gather(1, columns), step, valid, density, rgb, normals, options.return_samples
+            )
+        # Advance past the k-th taken sample, or past the whole window if fewer were found.
+        kth_column = columns[:, k - 1]
+        full = valid[:, k - 1]
+        cursor = cursor.index_copy(0, active, cursor[active] + torch.where(full, kth_column + 1, options.window))
+        alive = (cursor[active] < num_steps[active]) & (acc.optical_depth[active].detach() < stop_depth)
+        active = active[alive]
+    return _finish(acc, options)
+
+
+def _jitter(shape: torch.Size, options: RenderOptions, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    if not options.stratified:
+        return torch.full(shape, 0.5, device=device)
+    if generator is None:
+        raise ConfigError("stratified sampling needs a torch.Generator (every random draw is seeded)")
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def _reference_chunk(field_: Field, rays: Rays, options: RenderOptions) -> RayOutputs:
+    """Every step of every ray in one block: no occupancy, no early termination."""
+    device = rays.origins.device
+    t_near, num_steps, step = _ray_extents(field_, rays, options)
+    acc = _Accumulator.zeros(len(rays), device)
+    max_steps = int(num_steps.max()) if len(rays) else 0
+    if max_steps == 0:
+        return _finish(acc, options)
+    steps = torch.arange(max_steps, device=device).expand(len(rays), -1)
+    valid = steps < num_steps[:, None]
+    t_start = t_near[:, None] + steps * step
+    positions = rays.origins[:, None] + rays.directions[:, None] * (t_start + 0.5 * step)[..., None]
+    directions = rays.directions[:, None].expand(-1, max_steps, -1)
+    density, rgb, normals = _scatter_block(field_, positions, directions, valid, options.normals)
+    all_rays = torch.arange(len(rays), device=device)
+    acc = _composite(acc, all_rays, t_start, step, valid, density, rgb, normals, options.return_samples)
+    return _finish(acc, options)
+
+
+def _concat_outputs(parts: list[RayOutputs], offsets: list[int]) -> RayOutputs:
+    def cat(name: str) -> Tensor | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    samples = None
+    if parts[0].samples is not None:
+        samples = RaySamples(
+            torch.cat([p.samples.ray_indices + o for p, o in zip(parts, offsets)]),
+            *(torch.cat([getattr(p.samples, f.name) for p in parts]) for f in fields(RaySamples)[1:]),
+        )
+    names = [f.name for f in fields(RayOutputs) if f.name != "samples"]
+    return RayOutputs(**{name: cat(name) for name in names}, samples=samples)
+
+
+def render_rays(
+    field_: Field,
+    rays: Rays,
+    options: RenderOptions = RenderOptions(),
+    occupancy: OccupancyGrid | None = None,
+    generator: torch.Generator | None = None,
+) -> RayOutputs:
+    """Render rays with empty-space skipping and early termination (the fast marcher).
+
+    Differentiable w.r.t. the field's parameters (colour, accumulation and expected range).
+
+    Args:
+        field_: The radiance field.
+        rays: World-frame rays with unit directions.
+        options: Step size, background, outputs, chunk size.
+        occupancy: Skip samples in cells whose bit is clear; ``None`` evaluates every step.
+        generator: Random source for ``options.stratified``.
+
+    Example:
+        >>> from nerfdata.fields.analytic import AnalyticField, Sphere
+        >>> field = AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]])
+        >>> rays = Rays(torch.tensor([[0.0, 0.0, 3.0]]), torch.tensor([[0.0, 0.0, -1.0]]), torch.ones(1))
+        >>> round(render_rays(field, rays).range_median.item(), 2)
+        2.5
+    """
+    return _render_chunked(rays, options, lambda chunk: _march_chunk(field_, chunk, options, occupancy, generator))
+
+
+def render_rays_reference(field_: Field, rays: Rays, options: RenderOptions = RenderOptions()) -> RayOutputs:
+    """Reference twin of :func:`render_rays`: every step evaluated, no skipping, no early termination."""
+    return _render_chunked(rays, options, lambda chunk: _reference_chunk(field_, chunk, options))
+
+
+def _render_chunked(rays: Rays, options: RenderOptions, render_chunk) -> RayOutputs:  # noqa: ANN001
+    offsets = list(range(0, max(len(rays), 1), options.chunk_rays))
+    parts = [render_chunk(rays[o : o + options.chunk_rays]) for o in offsets]
+    return parts[0] if len(parts) == 1 else _concat_outputs(parts, offsets)
+
+
+@dataclass
+class ImageOutputs:
+    """Per-pixel results of one camera, ``(H, W, ...)``. ``depth_*`` are z-depths along the optical axis."""
+
+    rgb: Float[Tensor, "h w 3"]
+    accumulation: Float[Tensor, "h w"]
+    depth_median: Float[Tensor, "h w"]
+    """z-depth where the accumulated weight crosses 0.5; 0 = no surface."""
+    depth_expected: Float[Tensor, "h w"]
+    range_median: Float[Tensor, "h w"]
+    range_expected: Float[Tensor, "h w"]
+    depth_spread: Float[Tensor, "h w"]
+    """Standard deviation of the termination distance along the ray (scene units)."""
+    normal: Float[Tensor, "h w 3"] | None
+
+
+@torch.no_grad()
+def render_image(
+    field_: Field,
+    camera: Camera,
+    options: RenderOptions = RenderOptions(),
+    occupancy: OccupancyGrid | None = None,
+) -> ImageOutputs:
+    """Render every pixel of ``camera``, chunk by chunk, into ``(H, W, ...)`` images.
+
+    Only the output images scale with the resolution: rays are generated and marched one chunk
+    at a time.
+    """
+    intrinsics = camera.intrinsics
+    h, w = intrinsics.height, intrinsics.width
+    out = {
+        name: torch.zeros(h * w, *tail)
+        for name, tail in [
+            ("rgb", (3,)), ("accumulation", ()), ("depth_median", ()), ("depth_expected", ()),
+            ("range_median", ()), ("range_expected", ()), ("depth_spread", ()), ("normal", (3,)),
+        ]
+    }
+    row_chunk = max(1, options.chunk_rays // w)
+    pixel_options = replace(options, return_samples=False)
+    for row in range(0, h, row_chunk):
+        rows = torch.arange(row, min(row + row_chunk, h), dtype=torch.float32) + 0.5
+        cols = torch.arange(w, dtype=torch.float32) + 0.5
+        pixels = torch.stack(torch.meshgrid(rows, cols, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+        rays = camera.rays(pixels)
+        result = render_rays(field_, rays, pixel_options, occupancy)
+        span = slice(row * w, row * w + len(rays))
+        out["rgb"][span] = result.rgb
+        out["accumulation"][span] = result.accumulation
+        out["range_median"][span] = result.range_median
+        out["range_expected"][span] = result.range_expected
+        out["depth_median"][span] = result.range_median * rays.z_per_range
+        out["depth_expected"][span] = result.range_expected * rays.z_per_range
+        out["depth_spread"][span] = result.depth_spread
+        if result.normal is not None:
+            out["normal"][span] = result.normal
+    images = {name: value.reshape(h, w, *value.shape[1:]) for name, value in out.items()}
+    if not options.normals:
+        images["normal"] = None
+    return ImageOutputs(**images)

@@ -1,0 +1,1 @@
+"""Dataset formats on disk; every file is written atomically."""

@@ -1,0 +1,145 @@
+"""Checkpoints: save/load gives identical renders; every kind of corruption is a clear error."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from nerfdata.atomic import sha256_file
+from nerfdata.errors import CheckpointError
+from nerfdata.fields.checkpoint import load_field, save_field
+from nerfdata.fields.occupancy import occupancy_grid_from_density
+from nerfdata.render.renderer import RenderOptions, render_image
+from tests.test_ngp import make_field
+
+
+@pytest.fixture
+def ngp_checkpoint(tmp_path):
+    field = make_field()
+    occupancy = occupancy_grid_from_density(field.density, field.aabb, resolution=16, opacity_threshold=0.0)
+    json_path = save_field(field, tmp_path / "ckpt", occupancy, metadata={"note": "test"})
+    return field, occupancy, json_path
+
+
+def test_round_trip_gives_identical_renders(ngp_checkpoint, cameras):
+    field, occupancy, json_path = ngp_checkpoint
+    loaded = load_field(json_path.parent)
+    assert loaded.metadata == {"note": "test"} and loaded.sha256 == sha256_file(json_path.with_suffix(".safetensors"))
+    assert torch.equal(loaded.occupancy.bits, occupancy.bits) and loaded.occupancy.resolution == 16
+    assert not any(p.requires_grad for p in loaded.field.parameters()) and not loaded.field.training
+    options = RenderOptions(num_steps=256)
+    camera = cameras[0]
+    expected = render_image(field, camera, options, occupancy)
+    actual = render_image(loaded.field, camera, options, loaded.occupancy)
+    assert torch.equal(expected.rgb, actual.rgb) and torch.equal(expected.depth_median, actual.depth_median)
+
+
+@pytest.mark.parametrize("which", ["folder", "json", "safetensors"])
+def test_every_path_form_loads(ngp_checkpoint, which):
+    _, _, json_path = ngp_checkpoint
+    path = {"folder": json_path.parent, "json": json_path, "safetensors": json_path.with_suffix(".safetensors")}[which]
+    assert load_field(path).json_path == json_path
+
+
+def test_analytic_round_trip(scene, tmp_path):
+    loaded = load_field(save_field(scene, tmp_path / "analytic.safetensors"))
+    assert loaded.field.primitives == scene.primitives and loaded.occupancy is None
+
+
+def test_truncated_tensors_file(ngp_checkpoint):
+    tensors = ngp_checkpoint[2].with_suffix(".safetensors")
+    tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"field\.safetensors: truncated or corrupt"):
+        load_field(tensors)
+
+
+def test_tampered_tensors_file(ngp_checkpoint):
+    tensors = ngp_checkpoint[2].with_suffix(".safetensors")
+    data = bytearray(tensors.read_bytes())
+    data[-3] ^= 0xFF  # flip bits inside a weight: still a valid safetensors file
+    tensors.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_field(tensors)
+
+
+def test_checksum_mismatch_in_the_description(ngp_checkpoint):
+    json_path = ngp_checkpoint[2]
+    description = json.loads(json_path.read_text())
+    description["sha256"] = "0" * 64
+    json_path.write_text(json.dumps(description))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_field(json_path)
+
+
+def test_missing_and_unexpected_tensors(ngp_checkpoint):
+    field, _, json_path = ngp_checkpoint
+    tensors_path = json_path.with_suffix(".safetensors")
+    state = {k: v.contiguous() for k, v in field.state_dict().items()}
+    state.pop("color_mlp.0.weight")
+    state["extra.weight"] = torch.zeros(2)
+    save_file(state, str(tensors_path))
+    description = json.loads(json_path.read_text())
+    description["sha256"] = sha256_file(tensors_path)  # consistent checksum: the content is what is wrong
+    json_path.write_text(json.dumps(description))
+    with pytest.raises(CheckpointError, match=r"missing tensors \['color_mlp.0.weight'\]; unexpected tensors \['extra.weight'\]"):
+        load_field(json_path)
+
+
+def test_shape_mismatch(ngp_checkpoint):
+    json_path = ngp_checkpoint[2]
+    description = json.loads(json_path.read_text())
+    description["config"]["hash_grid"]["log2_hashmap_size"] = 13  # the tensors hold a 2^12 table
+    json_path.write_text(json.dumps(description))
+    with pytest.raises(CheckpointError, match="tensor 'encoder.params' has shape"):
+        load_field(json_path)
+
+
+def test_missing_files_and_bad_descriptions(ngp_checkpoint, tmp_path):
+    json_path = ngp_checkpoint[2]
+    with pytest.raises(CheckpointError, match="nowhere: no such file or folder"):
+        load_field(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="field.json: checkpoint description not found"):
+        load_field(tmp_path / "empty")
+    (tmp_path / "weights.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_field(tmp_path / "weights.pt")
+    copy = tmp_path / "copy"
+    shutil.copytree(json_path.parent, copy)
+    (copy / "field.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="tensors file not found"):
+        load_field(copy)
+    (copy / "field.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="unreadable checkpoint description"):
+        load_field(copy)
+    (copy / "field.json").write_text(json.dumps({"format": "nerfdata-field", "format_version": 99}))
+    with pytest.raises(CheckpointError, match="format version 99 is not supported"):
+        load_field(copy)
+    description = json.loads(json_path.read_text()) | {"field_type": "mystery"}
+    (copy / "field.json").write_text(json.dumps(description))
+    with pytest.raises(CheckpointError, match="unknown field type 'mystery'"):
+        load_field(copy)
+
+
+def test_nerfstudio_config_is_refused_clearly(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text("method_name: nerfacto\n")
+    with pytest.raises(CheckpointError, match="nerfstudio run configs are not supported"):
+        load_field(config)
+
+
+def test_saving_is_atomic(ngp_checkpoint, monkeypatch):
+    """A failure while writing leaves the previous checkpoint loadable and no temporary files."""
+    field, _, json_path = ngp_checkpoint
+    import nerfdata.fields.checkpoint as checkpoint
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_field(field, json_path)
+    assert load_field(json_path).sha256 == json.loads(json_path.read_text())["sha256"]
+    assert sorted(p.name for p in json_path.parent.iterdir()) == ["field.json", "field.safetensors"]
