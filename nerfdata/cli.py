@@ -14,7 +14,7 @@ from pathlib import Path
 import tyro
 
 from nerfdata.config import from_dict, load_yaml
-from nerfdata.errors import NerfDataError
+from nerfdata.errors import ConfigError, NerfDataError
 
 __all__ = ["entrypoint", "main"]
 
@@ -22,6 +22,8 @@ USAGE = """usage: nerfdata COMMAND [options]   (nerfdata COMMAND --help for a co
 
 commands:
   render    render views of a trained field into a labelled dataset (--config configs/X.yaml)
+  train     fit an NGPField to a transforms.json dataset: nerfdata train DATA_DIR --out CKPT_DIR
+  scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
   bench     print speed ratios measured side by side; writes benchmarks/results.json
 """
 
@@ -43,11 +45,14 @@ def _render(argv: Sequence[str]) -> None:
     pre.add_argument("--config", type=Path)
     pre.add_argument("--field", type=Path)
     pre.add_argument("--out", type=Path)
+    pre.add_argument("--poses", type=Path)
     known, rest = pre.parse_known_args(argv)
     data = load_yaml(known.config) if known.config else {}
     for key in ("field", "out"):
         if getattr(known, key) is not None:
             data[key] = str(getattr(known, key))
+    if known.poses is not None:  # render exactly the poses of a transforms.json, with its intrinsics
+        data["views"] = [{"file": {"path": str(known.poses)}}]
     if "--help" in rest or "-h" in rest or not data:
         config = tyro.cli(RenderJobConfig, args=rest, prog="nerfdata render")
     else:
@@ -58,6 +63,53 @@ def _render(argv: Sequence[str]) -> None:
     print(f"dataset written to {out}")
 
 
+def _positional(argv: Sequence[str], name: str, flags: tuple[str, ...]) -> tuple[argparse.Namespace, list[str]]:
+    """Split off one positional argument and the given path flags; the rest goes to tyro."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument(name, type=Path, nargs="?")
+    for flag in flags:
+        pre.add_argument(flag, type=Path)
+    return pre.parse_known_args(argv)
+
+
+def _train(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.train import TrainJobConfig, run_train
+
+    known, rest = _positional(argv, "data", ("--out",))
+    if "--help" in rest or "-h" in rest or known.data is None or known.out is None:
+        if not ("--help" in rest or "-h" in rest):
+            raise ConfigError("usage: nerfdata train DATA_DIR --out CKPT_DIR [--iters N] [--resume] (--help for all options)")
+        tyro.cli(TrainJobConfig, args=rest, prog="nerfdata train DATA_DIR")
+        return
+    config = tyro.cli(TrainJobConfig, default=TrainJobConfig(data=known.data, out=known.out), args=rest, prog="nerfdata train")
+    result = run_train(config, show_progress=sys.stderr.isatty())
+    test = f", test PSNR {result.test_psnr:.2f} dB" if result.test_psnr is not None else ""
+    print(f"trained {result.iterations} iterations in {result.seconds:.0f} s{test}; checkpoint: {result.checkpoint}")
+
+
+@dataclass(frozen=True)
+class SceneCommand:
+    """Write a ground-truth scene's dataset (train/test views with exact labels, and its mesh)."""
+
+    scene: Path
+    """A scene folder holding scene.yaml (e.g. scenes/tabletop), or the YAML itself."""
+    out: Path
+    """Dataset folder to write."""
+    overwrite: bool = False
+
+
+def _scene(argv: Sequence[str]) -> None:
+    from nerfdata.scenes import load_recipe, write_scene_dataset
+
+    known, rest = _positional(argv, "scene", ("--out",))
+    if known.scene is None or known.out is None:
+        command = tyro.cli(SceneCommand, args=rest, prog="nerfdata scene")
+    else:
+        command = tyro.cli(SceneCommand, default=SceneCommand(known.scene, known.out), args=rest, prog="nerfdata scene")
+    out = write_scene_dataset(load_recipe(command.scene), command.out, command.overwrite, show_progress=sys.stderr.isatty())
+    print(f"dataset written to {out}")
+
+
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
 
@@ -65,7 +117,12 @@ def _bench(argv: Sequence[str]) -> None:
     run_benchmarks(quick=command.quick, out=command.out)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"render": _render, "bench": _bench}
+COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "render": _render,
+    "train": _train,
+    "scene": _scene,
+    "bench": _bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

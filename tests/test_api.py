@@ -10,7 +10,9 @@ MODULES = [
     "nerfdata.fields.analytic", "nerfdata.fields.base", "nerfdata.fields.checkpoint", "nerfdata.fields.ngp",
     "nerfdata.fields.occupancy", "nerfdata.render", "nerfdata.render.renderer", "nerfdata.render.volume",
     "nerfdata.writers.images", "nerfdata.writers.manifest", "nerfdata.writers.transforms", "nerfdata.jobs.render",
-    "nerfdata.cli",
+    "nerfdata.cli", "nerfdata.native", "nerfdata.render.marching", "nerfdata.encoders.fused", "nerfdata.jobs.train",
+    "nerfdata.scenes", "nerfdata.scenes.recipe", "nerfdata.scenes.meshes", "nerfdata.scenes.groundtruth",
+    "nerfdata.scenes.dataset", "nerfdata.bench", "nerfdata.bench.quality", "nerfdata.bench.core", "nerfdata.labels.pixel_labels", "nerfdata.writers.preview",
 ]
 
 

@@ -143,3 +143,46 @@ def test_saving_is_atomic(ngp_checkpoint, monkeypatch):
         save_field(field, json_path)
     assert load_field(json_path).sha256 == json.loads(json_path.read_text())["sha256"]
     assert sorted(p.name for p in json_path.parent.iterdir()) == ["field.json", "field.safetensors"]
+
+
+@pytest.mark.parametrize("crash_at", ["rename", "final_description"])
+def test_a_save_interrupted_between_phases_still_loads(ngp_checkpoint, monkeypatch, crash_at):
+    """Crashing after the description points at the staged tensors, at either later step, loses nothing."""
+    import nerfdata.fields.checkpoint as checkpoint
+
+    field, _, json_path = ngp_checkpoint
+    with torch.no_grad():
+        field.encoder.params.add_(1.0)  # new weights, so the new save differs from the old one
+    real_write = checkpoint.write_json_atomic
+    writes = []
+
+    def write_then_maybe_crash(path, value):
+        writes.append(value["tensors_file"])
+        if crash_at == "final_description" and len(writes) == 2:
+            raise KeyboardInterrupt
+        real_write(path, value)
+
+    real_replace = checkpoint.os.replace
+
+    def crash_on_rename(source, target):
+        if str(source).endswith("field.next.safetensors"):  # the rename of the committed, staged tensors
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(checkpoint, "write_json_atomic", write_then_maybe_crash)
+    if crash_at == "rename":
+        monkeypatch.setattr(checkpoint.os, "replace", crash_on_rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_field(field, json_path)
+    monkeypatch.undo()
+    loaded = load_field(json_path)
+    assert torch.equal(loaded.field.encoder.params, field.encoder.params)  # the new weights, complete
+
+
+def test_float16_storage_halves_the_file(ngp_checkpoint, tmp_path):
+    field, occupancy, json_path = ngp_checkpoint
+    half = save_field(field, tmp_path / "half", occupancy, storage_dtype=torch.float16)
+    assert half.with_suffix(".safetensors").stat().st_size < 0.6 * json_path.with_suffix(".safetensors").stat().st_size
+    loaded = load_field(half).field
+    torch.testing.assert_close(loaded.encoder.params, field.encoder.params.half().float(), rtol=0, atol=0)
+    assert loaded.encoder.params.dtype == torch.float32

@@ -53,7 +53,7 @@ def test_errors_name_the_key(data, message):
 
 def test_validation_inside_configs_is_reported_as_config_error():
     with pytest.raises(ConfigError, match="orbit radius must be positive"):
-        from_dict(RenderJobConfig, {"field": "x", "orbit": {"radius": -1.0}})
+        from_dict(RenderJobConfig, {"field": "x", "views": [{"orbit": {"radius": -1.0}}]})
 
 
 def test_load_yaml_errors(tmp_path):

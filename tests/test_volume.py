@@ -43,3 +43,24 @@ def test_no_crossing_when_the_ray_stays_transparent():
     out = block_weights(density, torch.ones(1, 5), torch.zeros(1))
     found, median = median_crossing(torch.arange(5.0)[None], torch.ones(1, 5), density, out.transmittance)
     assert not found.item() and median.item() == 0.0
+
+
+def test_distortion_loss_matches_the_pairwise_definition():
+    from nerfdata.render.volume import distortion_loss
+
+    g = torch.Generator().manual_seed(0)
+    counts = [5, 1, 7]
+    rays = torch.cat([torch.full((c,), i) for i, c in enumerate(counts)])
+    t_start = torch.cat([torch.sort(torch.rand(c, generator=g)).values for c in counts])
+    t_end = t_start + 0.01
+    weights = torch.rand(len(rays), generator=g) * 0.3
+    # Round-robin across rays (as the marcher's rounds produce them), front to back within each ray.
+    within = torch.cat([torch.arange(c) for c in counts])
+    interleaved = torch.argsort(within * 10 + rays, stable=True)
+    assert not torch.equal(interleaved, torch.arange(len(rays)))
+    loss = distortion_loss(rays[interleaved], t_start[interleaved], t_end[interleaved], weights[interleaved], 3)
+    for ray in range(3):
+        m = rays == ray
+        w, s = weights[m], (t_start[m] + t_end[m]) / 2
+        expected = (w[:, None] * w[None] * (s[:, None] - s[None]).abs()).sum() + (w**2 * 0.01).sum() / 3
+        assert loss[ray].item() == pytest.approx(expected.item(), rel=1e-5)

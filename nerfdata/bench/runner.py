@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.core import bench_hash_grid, bench_render
+from nerfdata.bench.quality import scene_quality, shipped_scenes
 from nerfdata.version import __version__
 
 __all__ = ["run_benchmarks"]
@@ -45,6 +46,19 @@ def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
     return table
 
 
+def quality_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="shipped fields against exact ground truth (test views)")
+    for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normal err.", "mask IoU", "size"):
+        table.add_column(column, justify="left" if column == "scene" else "right")
+    for row in rows:
+        mae = f"{row['depth_mae']:.4f}" + (f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else "")
+        table.add_row(
+            row["scene"], str(row["views"]), f"{row['psnr']:.2f} dB", mae, f"{100 * row['depth_rel']:.2f}%",
+            f"{row['normal_deg']:.1f} deg", f"{row['mask_iou']:.4f}", f"{row['field_mb']:.1f} MB",
+        )
+    return table
+
+
 def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/results.json")) -> dict[str, Any]:
     """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures."""
     console = Console()
@@ -57,12 +71,16 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
     console.print(_render_table(render_rows, resolution))
+    quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in shipped_scenes()]
+    if quality_rows:
+        console.print(quality_table(quality_rows))
     results = {
         "nerfdata_version": __version__,
         "quick": quick,
         "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
+        "quality": quality_rows,
     }
     if out is not None:
         write_json_atomic(out, results)

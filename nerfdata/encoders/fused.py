@@ -1,19 +1,12 @@
-"""The fused CPU hash-grid backend: ``hashgrid_fused.c``, compiled on first use and loaded with ctypes.
+"""The fused CPU hash-grid backend: ``hashgrid_fused.c`` loaded through :mod:`nerfdata.native`.
 
 There is no maintained CPU hash-grid library to depend on, so nerfdata carries this small C file
-(three loops, no dependencies beyond libm and OpenMP). It is compiled once per machine with the
-system C compiler into ``$XDG_CACHE_HOME/nerfdata/kernels`` (``~/.cache`` by default), keyed by the
-source's hash; without a compiler :func:`fused_available` is ``False`` and the PyTorch path is used.
-It is tested against :func:`~nerfdata.encoders.hashgrid.hash_grid_encode_reference` like every
-backend.
+(three loops, no dependencies beyond libm and OpenMP). Without a compiler :func:`fused_available`
+is ``False`` and the PyTorch path is used. It is tested against
+:func:`~nerfdata.encoders.hashgrid.hash_grid_encode_reference` like every backend.
 """
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +14,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from nerfdata.native import load_library, unavailable_reason
+
 __all__ = ["fused_available", "fused_unavailable_reason", "hash_grid_encode_fused"]
 
 _SOURCE = Path(__file__).with_name("hashgrid_fused.c")
-_STATE: dict[str, Any] = {}
+_LEVELS: dict[Any, ctypes.Array] = {}
 
 
 class _Level(ctypes.Structure):
@@ -37,41 +32,15 @@ class _Level(ctypes.Structure):
     ]
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nerfdata" / "kernels"
-
-
-def _compile() -> ctypes.CDLL:
-    source = _SOURCE.read_bytes()
-    library = _cache_dir() / f"hashgrid_fused_{hashlib.sha256(source).hexdigest()[:16]}.so"
-    if not library.exists():
-        compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-        if compiler is None:
-            raise OSError("no C compiler found (set CC or install gcc)")
-        library.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
-            built = Path(tmp) / library.name
-            command = [compiler, "-O3", "-std=c99", "-fPIC", "-shared", "-fopenmp", str(_SOURCE), "-o", str(built), "-lm"]
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise OSError(f"compiling {_SOURCE.name} failed: {result.stderr.strip()[:500]}")
-            os.replace(built, library)  # atomic: concurrent first uses never load a half-written file
-    lib = ctypes.CDLL(str(library))
-    pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
-    lib.hashgrid_forward.argtypes = [pointer, i64, pointer, pointer, i32, i32, pointer]
-    lib.hashgrid_backward_params.argtypes = [pointer, i64, pointer, pointer, i32, i32, pointer]
-    lib.hashgrid_backward_x.argtypes = [pointer, i64, pointer, pointer, pointer, i32, i32, pointer]
-    return lib
-
-
 def _library() -> ctypes.CDLL | None:
-    if "lib" not in _STATE:
-        try:
-            _STATE["lib"], _STATE["reason"] = _compile(), ""
-        except OSError as error:
-            _STATE["lib"], _STATE["reason"] = None, str(error)
-    return _STATE["lib"]
+    lib = load_library(_SOURCE)
+    if lib is not None and not hasattr(lib, "_nerfdata_typed"):
+        pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+        lib.hashgrid_forward.argtypes = [pointer, i64, pointer, pointer, i32, i32, pointer]
+        lib.hashgrid_backward_params.argtypes = [pointer, i64, pointer, pointer, i32, i32, pointer]
+        lib.hashgrid_backward_x.argtypes = [pointer, i64, pointer, pointer, pointer, i32, i32, pointer]
+        lib._nerfdata_typed = True
+    return lib
 
 
 def fused_available() -> bool:
@@ -81,14 +50,12 @@ def fused_available() -> bool:
 
 def fused_unavailable_reason() -> str:
     """Why :func:`fused_available` is ``False`` (empty when it is available)."""
-    _library()
-    return _STATE["reason"]
+    return unavailable_reason(_SOURCE)
 
 
 def _levels(config: Any) -> ctypes.Array:
-    key = ("levels", config)
-    if key not in _STATE:
-        _STATE[key] = (_Level * config.num_levels)(
+    if config not in _LEVELS:
+        _LEVELS[config] = (_Level * config.num_levels)(
             *(
                 _Level(scale, resolution, size, offset, int(dense))
                 for scale, resolution, size, offset, dense in zip(
@@ -96,7 +63,7 @@ def _levels(config: Any) -> ctypes.Array:
                 )
             )
         )
-    return _STATE[key]
+    return _LEVELS[config]
 
 
 def _ptr(tensor: Tensor) -> int:

@@ -10,6 +10,7 @@ The field's occupancy grid (when it has one) is stored beside its weights as ``o
 """
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,21 @@ from nerfdata.fields.ngp import NGPField
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.version import __version__
 
-__all__ = ["FIELD_TYPES", "FORMAT_VERSION", "LoadedField", "load_field", "resolve_checkpoint", "save_field"]
+__all__ = [
+    "FIELD_TYPES",
+    "FORMAT_VERSION",
+    "LoadedField",
+    "load_field",
+    "load_training_state",
+    "resolve_checkpoint",
+    "save_field",
+]
 
 FORMAT_NAME = "nerfdata-field"
 FORMAT_VERSION = 1
 FIELD_TYPES: dict[str, type[Field]] = {cls.field_type: cls for cls in (NGPField, AnalyticField)}
 _OCCUPANCY_KEY = "occupancy.bits"
+_TRAINING_PREFIX = "training."
 
 
 @dataclass
@@ -77,12 +87,20 @@ def save_field(
     path: str | Path,
     occupancy: OccupancyGrid | None = None,
     metadata: dict[str, Any] | None = None,
+    storage_dtype: torch.dtype = torch.float32,
+    training: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
 ) -> Path:
     """Save ``field_`` (and its occupancy grid) as a checkpoint; returns the ``.json`` path.
 
     ``path`` is a folder (``field.json`` + ``field.safetensors`` inside it) or a ``.safetensors``
-    or ``.json`` file name. Both files are written atomically, the tensors first, so a crash never
-    leaves a description pointing at tensors it does not describe.
+    or ``.json`` file name. ``storage_dtype`` (float32 or float16) is how floating-point weights
+    are stored; they load as float32. ``training`` is ``(tensors, info)`` of a run in progress
+    (optimizer state, step...), stored beside the weights for :func:`load_training_state`.
+
+    The save is a two-phase commit, so that a crash at any moment leaves a loadable checkpoint:
+    the tensors go to ``NAME.next.safetensors``, the description is pointed at it, the file is
+    renamed to ``NAME.safetensors``, and the description is pointed there. Every step is atomic,
+    and the loader finds the tensors under either name by their checksum.
 
     Example:
         >>> import tempfile
@@ -92,15 +110,25 @@ def save_field(
         >>> type(load_field(json_path).field).__name__
         'AnalyticField'
     """
+    if storage_dtype not in (torch.float32, torch.float16):
+        raise ValueError(f"storage_dtype must be float32 or float16, got {storage_dtype}")
     path = Path(path)
     if path.suffix not in (".json", ".safetensors"):
         path.mkdir(parents=True, exist_ok=True)
         path = path / "field.json"
     json_path, tensors_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
-    tensors = {name: value.detach().cpu().contiguous() for name, value in field_.state_dict().items()}
+    staged = tensors_path.with_name(tensors_path.stem + ".next.safetensors")
+
+    def stored(value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().cpu()
+        return (value.to(storage_dtype) if value.is_floating_point() else value).contiguous()
+
+    tensors = {name: stored(value) for name, value in field_.state_dict().items()}
     if occupancy is not None:
         tensors[_OCCUPANCY_KEY] = occupancy.bits.cpu().contiguous()
-    with atomic_path(tensors_path) as tmp:
+    if training is not None:
+        tensors.update({_TRAINING_PREFIX + name: value.detach().cpu().contiguous() for name, value in training[0].items()})
+    with atomic_path(staged) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "field_type": field_.field_type})
     description = {
         "format": FORMAT_NAME,
@@ -109,14 +137,18 @@ def save_field(
         "field_type": field_.field_type,
         "aabb": aabb_to_list(field_.aabb),
         "config": field_.config_dict(),
-        "tensors_file": tensors_path.name,
-        "sha256": sha256_file(tensors_path),
+        "tensors_file": staged.name,
+        "sha256": sha256_file(staged),
+        "storage_dtype": str(storage_dtype).removeprefix("torch."),
         "occupancy": None
         if occupancy is None
         else {"resolution": occupancy.resolution, "aabb": aabb_to_list(occupancy.aabb)},
+        "training": None if training is None else training[1],
         "metadata": metadata or {},
     }
     write_json_atomic(json_path, description)
+    os.replace(staged, tensors_path)
+    write_json_atomic(json_path, description | {"tensors_file": tensors_path.name})
     return json_path
 
 
@@ -142,7 +174,11 @@ def _read_description(json_path: Path) -> dict[str, Any]:
     return description
 
 
-def _read_tensors(tensors_path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+def _read_tensors(json_path: Path, description: dict[str, Any]) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The tensors the description points at; after an interrupted save they may sit under the final name."""
+    named = json_path.parent / description.get("tensors_file", json_path.with_suffix(".safetensors").name)
+    final = json_path.with_suffix(".safetensors")
+    tensors_path = named if named.is_file() else final
     if not tensors_path.is_file():
         raise CheckpointError(f"{tensors_path}: tensors file not found")
     try:
@@ -150,13 +186,13 @@ def _read_tensors(tensors_path: Path, expected_sha256: str) -> dict[str, torch.T
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{tensors_path}: truncated or corrupt tensors file ({error})") from None
-    actual = sha256_file(tensors_path)
-    if actual != expected_sha256:
+    actual, expected = sha256_file(tensors_path), description["sha256"]
+    if actual != expected:
         raise CheckpointError(
-            f"{tensors_path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected_sha256[:12]}...); "
+            f"{tensors_path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected[:12]}...); "
             "the file was modified or replaced after it was saved"
         )
-    return tensors
+    return tensors_path, tensors
 
 
 def _check_state(tensors_path: Path, field_: Field, tensors: dict[str, torch.Tensor]) -> None:
@@ -182,15 +218,19 @@ def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedFi
     Raises:
         CheckpointError: the files are missing, corrupt, modified, or do not match each other.
     """
-    json_path, tensors_path = resolve_checkpoint(path)
+    json_path, _ = resolve_checkpoint(path)
     description = _read_description(json_path)
-    tensors_path = json_path.parent / description.get("tensors_file", tensors_path.name)
-    tensors = _read_tensors(tensors_path, description["sha256"])
+    tensors_path, tensors = _read_tensors(json_path, description)
     try:
         field_ = FIELD_TYPES[description["field_type"]].from_config_dict(description["config"])
     except NerfDataError as error:
         raise CheckpointError(f"{json_path}: invalid field config: {error}") from None
     occupancy_bits = tensors.pop(_OCCUPANCY_KEY, None)
+    tensors = {
+        name: value.float() if value.is_floating_point() else value
+        for name, value in tensors.items()
+        if not name.startswith(_TRAINING_PREFIX)
+    }
     _check_state(tensors_path, field_, tensors)
     field_.load_state_dict(tensors, strict=True)
     field_.eval().requires_grad_(False)
@@ -208,3 +248,17 @@ def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedFi
         sha256=description["sha256"],
         metadata=description.get("metadata", {}),
     )
+
+
+def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The ``(tensors, info)`` a training run saved with :func:`save_field`, or None if there is none.
+
+    Verified like the weights (checksum, format); names are those given to :func:`save_field`.
+    """
+    json_path, _ = resolve_checkpoint(path)
+    description = _read_description(json_path)
+    if description.get("training") is None:
+        return None
+    _, tensors = _read_tensors(json_path, description)
+    state = {name.removeprefix(_TRAINING_PREFIX): value for name, value in tensors.items() if name.startswith(_TRAINING_PREFIX)}
+    return state, description["training"]

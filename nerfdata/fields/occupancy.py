@@ -18,7 +18,14 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["OccupancyGrid", "occupancy_grid_from_density", "pack_bits", "unpack_bits"]
+__all__ = [
+    "OccupancyGrid",
+    "occupancy_from_ema",
+    "occupancy_grid_from_density",
+    "pack_bits",
+    "unpack_bits",
+    "update_density_ema",
+]
 
 _BIT_VALUES = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 
@@ -109,4 +116,50 @@ def occupancy_grid_from_density(
     if dilation > 0:
         size = 2 * dilation + 1
         mask = torch.nn.functional.max_pool3d(mask[None, None].float(), size, stride=1, padding=dilation)[0, 0] > 0
+    return OccupancyGrid.from_mask(mask, aabb)
+
+
+@torch.no_grad()
+def update_density_ema(
+    ema: Tensor,
+    density_fn: Callable[[Tensor], Tensor],
+    aabb: Float[Tensor, "2 3"],
+    cells: Tensor,
+    generator: torch.Generator,
+    decay: float = 0.95,
+) -> Tensor:
+    """Training-time occupancy: refresh the decaying maximum of density in some cells.
+
+    For each flat cell index in ``cells``, the density at a random point inside the cell updates
+    ``ema[cell] = max(ema[cell] * decay, density)`` (Instant-NGP's rule). ``ema`` is a flat float
+    tensor of ``R^3`` values, x-major like the bitfield; the updated copy is returned.
+    """
+    resolution = round(ema.numel() ** (1.0 / 3.0))
+    i = cells // (resolution * resolution)
+    j = (cells // resolution) % resolution
+    k = cells % resolution
+    jitter = torch.rand(len(cells), 3, generator=generator, device=generator.device).to(ema.device)
+    unit = (torch.stack([i, j, k], dim=-1).float() + jitter) / resolution
+    points = aabb[0] + unit * (aabb[1] - aabb[0])
+    density = density_fn(points).to(ema.dtype)
+    updated = ema.clone()
+    updated[cells] = torch.maximum(ema[cells] * decay, density)
+    return updated
+
+
+def occupancy_from_ema(ema: Tensor, aabb: Float[Tensor, "2 3"], opacity_threshold: float = 1e-2) -> OccupancyGrid:
+    """The bitfield of cells whose density estimate is above the training threshold.
+
+    A cell is occupied when its density times the cell size exceeds
+    ``min(opacity_threshold, mean over measured cells)``: Instant-NGP's rule. Capping by the mean
+    culls the uniform haze an untrained field starts with (which a white background cannot
+    penalise), and the cells it culls are then skipped, so the field learns without them.
+    Unmeasured cells (``inf``) stay occupied.
+    """
+    resolution = round(ema.numel() ** (1.0 / 3.0))
+    cell_length = float(((aabb[1] - aabb[0]) / resolution).mean())
+    opacity = ema.float() * cell_length
+    measured = opacity[torch.isfinite(opacity)]
+    threshold = min(opacity_threshold, float(measured.mean())) if measured.numel() else opacity_threshold
+    mask = (opacity > threshold).reshape((resolution,) * 3)
     return OccupancyGrid.from_mask(mask, aabb)

@@ -1,62 +1,99 @@
 """``nerfdata render``: render views of a trained field and write a labelled dataset.
 
-The flow: load the field (and its occupancy grid) -> sample camera poses -> render each view in
-chunks -> write each layer atomically -> ``transforms.json`` -> ``manifest.json`` marked complete.
+The flow: load the field (and its occupancy grid) -> sample the views -> for each view, render it
+in chunks and write every requested layer atomically, recording each file's checksum in
+``manifest.json`` -> ``transforms.json`` and ``preview.png`` -> the manifest marked complete.
+
+Rerunning the same job into the same folder resumes it: views whose files are all present with
+their recorded checksums are kept, the others rendered. Rendering is deterministic, so a resumed
+dataset is byte-identical to an uninterrupted one.
 """
 
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.fields.base import Field
 from nerfdata.fields.checkpoint import load_field
-from nerfdata.fields.occupancy import occupancy_grid_from_density
-from nerfdata.poses import OrbitConfig, orbit_poses
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.labels.pixel_labels import confidence, normals_from_points, srgb_to_linear
+from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
-from nerfdata.writers.images import to_uint8, write_depth_png, write_npy, write_png
-from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, read_manifest, write_manifest
-from nerfdata.writers.transforms import FrameRecord, write_transforms
+from nerfdata.writers.images import write_exr, write_npy, write_png, write_view_layers
+from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, read_manifest, write_manifest
+from nerfdata.writers.preview import write_contact_sheet
+from nerfdata.writers.transforms import FrameRecord, read_transforms, write_transforms
 
-__all__ = ["CameraConfig", "OutputsConfig", "RenderJobConfig", "run_render"]
+__all__ = ["CameraConfig", "CoverageConfig", "LabelsConfig", "RenderJobConfig", "run_render"]
+
+OutputName = Literal["rgb", "depth", "range", "normals", "mask", "confidence"]
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Intrinsics of every rendered view: square pixels, centred principal point."""
+    """Intrinsics of the rendered views: square pixels, centred principal point."""
 
     width: int = 256
     height: int = 256
-    fov_deg: float = 50.0
+    fov_deg: float = 45.0
     """Horizontal field of view in degrees."""
+    fov_range_deg: tuple[float, float] | None = None
+    """If set, each view draws its horizontal field of view uniformly from this range (seeded)."""
+    keep_source: bool = True
+    """Views taken from a transforms.json (file, perturb) keep that file's intrinsics and size."""
 
-    def intrinsics(self) -> Intrinsics:
-        return Intrinsics.from_fov(self.width, self.height, self.fov_deg)
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise ConfigError(f"camera: image width and height must be positive, got {self.width}x{self.height}")
+        for fov in (self.fov_deg, *(self.fov_range_deg or ())):
+            if not 0.0 < fov < 180.0:
+                raise ConfigError(f"camera: fields of view must be in (0, 180) degrees, got {fov}")
 
 
 @dataclass(frozen=True)
-class OutputsConfig:
-    """Which layers each view gets."""
+class LabelsConfig:
+    """How the layers are derived from the renders."""
 
-    rgb: bool = True
-    depth: bool = True
-    """Median z-depth as float32 .npy and uint16 millimetre PNG."""
-    normals: bool = True
-    mask: bool = True
+    depth: Literal["median", "expected"] = "median"
+    """Which depth of the ray-termination distribution the depth and range layers hold."""
+    normals: Literal["gradient", "depth"] = "gradient"
+    """Normals from the density gradient (exact on analytic fields, noisy on hash grids) or from the depth map."""
     mask_threshold: float = 0.5
     """A pixel is foreground when its accumulation exceeds this."""
+    spread_tolerance: float = 0.01
+    """Termination spread (relative to distance) at which confidence falls to exp(-1/2)."""
+    confidence_threshold: float = 0.5
+    """Pixels with lower confidence are marked invalid in valid/NNNNN.png."""
+    rgb_format: Literal["png", "exr"] = "png"
+    """8-bit PNG as the field renders it, or linear-light float EXR."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.mask_threshold < 1.0:
-            raise ConfigError(f"outputs.mask_threshold must be in (0, 1), got {self.mask_threshold}")
-        if not any((self.rgb, self.depth, self.normals, self.mask)):
-            raise ConfigError("outputs: every layer is switched off; nothing to render")
+        for name in ("mask_threshold", "confidence_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"labels.{name} must be in (0, 1), got {getattr(self, name)}")
+        if not self.spread_tolerance > 0:
+            raise ConfigError(f"labels.spread_tolerance must be positive, got {self.spread_tolerance}")
+
+
+@dataclass(frozen=True)
+class CoverageConfig:
+    """Reject views that see too little of the scene, or whose camera sits inside geometry."""
+
+    min_fraction: float = 0.0
+    """Smallest fraction of foreground pixels a view must have (0 keeps every view)."""
+    reject_inside: bool = True
+    """Reject views whose camera is inside geometry (most of the image is at the camera itself)."""
+    probe_size: int = 32
+    """Width of the low-resolution probe render used to decide."""
 
 
 @dataclass(frozen=True)
@@ -67,78 +104,170 @@ class RenderJobConfig:
     """Checkpoint folder (field.json + field.safetensors), or its .safetensors / .json file."""
     out: Path = Path("renders/demo")
     """Output dataset folder."""
-    orbit: OrbitConfig = field(default_factory=OrbitConfig)
+    views: tuple[SamplerConfig, ...] = (SamplerConfig(orbit=OrbitConfig()),)
+    """Pose samplers; their views are concatenated in order (see nerfdata.poses)."""
     camera: CameraConfig = field(default_factory=CameraConfig)
-    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    outputs: tuple[OutputName, ...] = ("rgb", "depth", "normals", "mask", "confidence")
+    """Layers written per view."""
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    coverage: CoverageConfig = field(default_factory=CoverageConfig)
     render: RenderOptions = field(default_factory=RenderOptions)
+    preview_views: int = 4
+    """Views shown in preview.png (0: no preview)."""
     occupancy_resolution: int = 128
     """Resolution of the occupancy grid built when the checkpoint carries none."""
     seed: int = 0
     overwrite: bool = False
     """Replace an output folder that holds a different job."""
 
-
-def _prepare_output(config: RenderJobConfig, job_hash: str) -> None:
-    out = config.out
-    if out.exists() and not out.is_dir():
-        raise NerfDataError(f"{out}: output path exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        manifest = read_manifest(out)
-        same_job = manifest is not None and manifest.get("config_hash") == job_hash
-        if not same_job and not config.overwrite:
-            what = "a different nerfdata job" if manifest is not None else "files that are not a nerfdata dataset"
-            raise NerfDataError(f"{out}: output folder holds {what}; choose another --out or pass --overwrite")
-        if not same_job:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            raise ConfigError("outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence")
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ConfigError(f"outputs: a layer is listed twice: {list(self.outputs)}")
+        if not self.views:
+            raise ConfigError("views: no pose sampler; add one (e.g. orbit) or pass --poses transforms.json")
 
 
-def _write_view(out: Path, index: int, camera: Camera, image: ImageOutputs, outputs: OutputsConfig) -> dict[str, str]:
-    """Write every requested layer of one view; returns the files written (relative paths)."""
-    files: dict[str, str] = {}
-    mask = (image.accumulation > outputs.mask_threshold).numpy()
+def _read_cameras(path: Path, split: str) -> list[Camera]:
+    dataset = read_transforms(path, require_images=False)  # only its poses and intrinsics are used
+    frames = dataset.frames if split == "all" else dataset.split(split)  # type: ignore[arg-type]
+    return [frame.camera for frame in frames]
+
+
+def _intrinsics(view: View, config: CameraConfig, generator: torch.Generator) -> Intrinsics:
+    if view.source_intrinsics is not None and config.keep_source:
+        return view.source_intrinsics
+    fov = config.fov_deg
+    if config.fov_range_deg is not None:
+        low, high = config.fov_range_deg
+        fov = low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
+    return Intrinsics.from_fov(config.width, config.height, fov)
+
+
+def _coverage_problem(field_: Field, camera: Camera, occupancy: OccupancyGrid, config: RenderJobConfig) -> str | None:
+    """Why a view should be rejected, or None."""
+    coverage = config.coverage
+    if coverage.min_fraction <= 0 and not coverage.reject_inside:
+        return None
+    probe = Camera(camera.c2w_opengl, camera.intrinsics.scaled(coverage.probe_size / camera.intrinsics.width))
+    image = render_image(field_, probe, replace(config.render, normals=False), occupancy)
+    foreground = image.accumulation > config.labels.mask_threshold
+    if coverage.reject_inside and foreground.float().mean() > 0.5:
+        near = (image.range_median[foreground] < 0.02 * field_.extent).float().mean()
+        if near > 0.5:
+            return "camera inside geometry"
+    if foreground.float().mean() < coverage.min_fraction:
+        return f"covers {100 * foreground.float().mean():.1f}% < {100 * coverage.min_fraction:.1f}%"
+    return None
+
+
+def _layers(camera: Camera, image: ImageOutputs, config: RenderJobConfig) -> dict[str, np.ndarray]:
+    """Every requested layer of one rendered view, as arrays ready to write."""
+    labels, wanted = config.labels, set(config.outputs)
+    mask = image.accumulation.numpy() > labels.mask_threshold
+    ranges = (image.range_median if labels.depth == "median" else image.range_expected).numpy()
+    depths = (image.depth_median if labels.depth == "median" else image.depth_expected).numpy()
+    layers: dict[str, np.ndarray] = {}
+    if "rgb" in wanted:
+        layers["rgb"] = image.rgb.numpy()
+    if "depth" in wanted:
+        layers["depth"] = np.where(mask, depths, 0.0)
+    if "range" in wanted:
+        layers["range"] = np.where(mask, ranges, 0.0)
+    if "normals" in wanted:
+        if labels.normals == "gradient":
+            layers["normals"] = np.where(mask[..., None], image.normal.numpy(), 0.0)
+        else:
+            rays = camera.rays()
+            h, w = mask.shape
+            directions = rays.directions.numpy().reshape(h, w, 3)
+            points = rays.origins.numpy().reshape(h, w, 3) + directions * ranges[..., None]
+            layers["normals"] = normals_from_points(points, directions, mask & (ranges > 0))
+    if "mask" in wanted:
+        layers["mask"] = mask
+    if "confidence" in wanted:
+        score = confidence(image.accumulation.numpy(), image.depth_spread.numpy(), np.where(mask, ranges, 0.0), labels.spread_tolerance)
+        layers["confidence"] = score.astype(np.float32)
+        layers["valid"] = mask & (score >= labels.confidence_threshold)
+    return layers
+
+
+def _write_view(out: Path, index: int, camera: Camera, layers: dict[str, np.ndarray], config: RenderJobConfig) -> dict[str, str]:
     name = f"{index:05d}"
-    if outputs.rgb:
-        files["rgb"] = f"images/{name}.png"
-        write_png(out / files["rgb"], to_uint8(image.rgb.numpy()))
-    if outputs.depth:
-        depth = np.where(mask, image.depth_median.numpy(), 0.0).astype(np.float32)
-        files["depth"], files["depth_png"] = f"depth/{name}.npy", f"depth/{name}.png"
-        write_npy(out / files["depth"], depth)
-        write_depth_png(out / files["depth_png"], depth)
-    if outputs.normals and image.normal is not None:
-        normals = np.where(mask[..., None], image.normal.numpy(), 0.0).astype(np.float32)
-        rotation_w2c = camera.w2c_opencv[:3, :3].numpy()
-        preview = np.where(mask[..., None], (normals @ rotation_w2c.T + 1.0) / 2.0, 0.0)
-        files["normals"], files["normals_png"] = f"normals/{name}.npy", f"normals/{name}.png"
-        write_npy(out / files["normals"], normals)
-        write_png(out / files["normals_png"], to_uint8(preview))
-    if outputs.mask:
-        files["mask"] = f"masks/{name}.png"
-        write_png(out / files["mask"], mask.astype(np.uint8) * 255)
+    rgb_png = layers.get("rgb") if config.labels.rgb_format == "png" else None
+    files = write_view_layers(
+        out, name, camera.w2c_opencv[:3, :3].numpy(),
+        rgb=rgb_png, depth=layers.get("depth"), normals=layers.get("normals"), mask=layers.get("mask"),
+    )
+    if "rgb" in layers and rgb_png is None:
+        files["rgb"] = f"images/{name}.exr"
+        write_exr(out / files["rgb"], srgb_to_linear(layers["rgb"]).astype(np.float32))
+    if "range" in layers:
+        files["range"] = f"range/{name}.npy"
+        write_npy(out / files["range"], layers["range"].astype(np.float32))
+    if "confidence" in layers:
+        files["confidence"], files["valid"] = f"confidence/{name}.npy", f"valid/{name}.png"
+        write_npy(out / files["confidence"], layers["confidence"])
+        write_png(out / files["valid"], layers["valid"].astype(np.uint8) * 255)
     return files
 
 
+def _complete_view(out: Path, record: dict[str, Any]) -> bool:
+    """Whether a view recorded in a manifest is on disk, file for file, with its checksums."""
+    if record.get("status") == "rejected":
+        return True
+    files = record.get("files", {})
+    return record.get("status") == "complete" and all(
+        (out / f["path"]).is_file() and sha256_file(out / f["path"]) == f["sha256"] for f in files.values()
+    )
+
+
+def _preview_rows(out: Path, views: list[dict[str, Any]], cameras: dict[int, Camera], count: int) -> list[dict[str, np.ndarray]]:
+    import imageio.v3 as iio
+
+    done = [v for v in views if v["status"] == "complete"]
+    chosen = [done[i] for i in np.linspace(0, len(done) - 1, min(count, len(done))).round().astype(int)] if done else []
+    rows = []
+    for view in chosen:
+        files, row = view["files"], {}
+        if "rgb" in files and files["rgb"]["path"].endswith(".png"):
+            row["rgb"] = iio.imread(out / files["rgb"]["path"]).astype(np.float64) / 255.0
+        if "depth" in files:
+            row["depth"] = np.load(out / files["depth"]["path"])
+        if "normals" in files:
+            rotation = cameras[view["index"]].w2c_opencv[:3, :3].numpy()
+            row["normals_camera"] = np.load(out / files["normals"]["path"]) @ rotation.T
+        if "confidence" in files:
+            row["confidence"] = np.load(out / files["confidence"]["path"])
+        rows.append(row)
+    sizes = {next(iter(r.values())).shape[:2] for r in rows if r}
+    return rows if len(sizes) == 1 else [r for r in rows if r and next(iter(r.values())).shape[:2] == min(sizes)]
+
+
 def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
-    """Render the job's views and write the dataset; returns the output folder.
+    """Render the job's views and write (or finish) the dataset; returns the output folder.
 
     Raises:
-        NerfDataError: bad field, bad config, or an output folder holding another job.
+        NerfDataError: bad field, bad config or poses, or an output folder holding another job.
     """
-    torch.manual_seed(config.seed)
     resolved = to_dict(config)
     resolved.pop("overwrite")
-    job_hash = config_hash(resolved)
+    # Where the dataset lives is not part of what it is: a moved or copied folder still resumes.
+    job_hash = config_hash({k: v for k, v in resolved.items() if k != "out"})
     loaded = load_field(config.field)
     field_ = loaded.field
-    occupancy = loaded.occupancy or occupancy_grid_from_density(
-        field_.density, field_.aabb, resolution=config.occupancy_resolution
-    )
-    intrinsics = config.camera.intrinsics()
-    cameras = [Camera(c2w, intrinsics) for c2w in orbit_poses(config.orbit)]
-    options = replace(config.render, normals=config.outputs.normals)
-    _prepare_output(config, job_hash)
-    manifest = {
+    views = sample_views(config.views, config.seed, _read_cameras)
+    if not views:
+        raise NerfDataError("views: the samplers produced no view")
+    occupancy = loaded.occupancy or occupancy_grid_from_density(field_.density, field_.aabb, config.occupancy_resolution)
+    generator = torch.Generator().manual_seed(config.seed)
+    cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
+    prepare_output_folder(config.out, job_hash, config.overwrite)
+    previous = read_manifest(config.out) or {}
+    kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
+    options = replace(config.render, normals="normals" in config.outputs and config.labels.normals == "gradient")
+    manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,
         "config": resolved,
@@ -146,27 +275,57 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
         "seed": config.seed,
         "conventions": CONVENTIONS,
-        "layers": {},
-        "views": [],
+        "layers": _layer_specs(config),
+        "views": [kept[i] for i in sorted(kept)],
     }
     write_manifest(config.out, manifest)
-    frames: list[FrameRecord] = []
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    start = time.perf_counter()
+    start, rays = time.perf_counter(), 0
     with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("render", total=len(cameras), rate="")
-        for index, camera in enumerate(cameras):
-            image = render_image(field_, camera, options, occupancy)
-            files = _write_view(config.out, index, camera, image, config.outputs)
-            manifest["views"].append({"index": index, "status": "complete", "files": files})
-            frames.append(
-                FrameRecord(camera, files.get("rgb", ""), files.get("depth_png"), files.get("mask"))
-            )
-            rays_per_second = (index + 1) * intrinsics.num_pixels / (time.perf_counter() - start)
-            progress.update(task, advance=1, rate=f"{rays_per_second / 1e3:.0f}k rays/s")
-    written = {layer for view in manifest["views"] for layer in view["files"]}
-    manifest["layers"] = {name: spec for name, spec in LAYERS.items() if name in written}
-    write_transforms(config.out / "transforms.json", frames)
+        task = progress.add_task("render", total=len(views), completed=len(kept), rate="")
+        for index, view in enumerate(views):
+            if index in kept:
+                continue
+            camera = cameras[index]
+            record: dict[str, Any] = {"index": index, "label": view.label}
+            problem = _coverage_problem(field_, camera, occupancy, config)
+            if problem is not None:
+                record.update(status="rejected", reason=problem)
+            else:
+                image = render_image(field_, camera, options, occupancy)
+                files = _write_view(config.out, index, camera, _layers(camera, image, config), config)
+                record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
+                rays += camera.intrinsics.num_pixels
+            manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
+            write_manifest(config.out, manifest)
+            progress.update(task, advance=1, rate=f"{rays / max(time.perf_counter() - start, 1e-9) / 1e3:.0f}k rays/s")
+    complete = [v for v in manifest["views"] if v["status"] == "complete"]
+    frames = [
+        FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
+        for v in complete
+    ]
+    write_transforms(config.out / "transforms.json", frames, {"meters_per_unit": loaded.metadata.get("meters_per_unit")})
+    if config.preview_views > 0 and complete:
+        rows = _preview_rows(config.out, complete, cameras, config.preview_views)
+        if rows:
+            write_contact_sheet(config.out / "preview.png", rows)
     manifest["complete"] = True
     write_manifest(config.out, manifest)
     return config.out
+
+
+def _layer_specs(config: RenderJobConfig) -> dict[str, dict[str, str]]:
+    """The manifest's description of every layer this job writes (dtype, unit, frame, encoding)."""
+    companions = {"depth": ["depth_png"], "normals": ["normals_png"], "confidence": ["valid"]}
+    names = [n for output in config.outputs for n in (output, *companions.get(output, []))]
+    specs = {name: dict(LAYERS[name]) for name in names}
+    if "rgb" in specs and config.labels.rgb_format == "exr":
+        specs["rgb"] = {"files": "images/{index:05d}.exr", "dtype": "float32", "unit": "linear light (sRGB primaries)",
+                        "frame": "image", "encoding": "OpenEXR RGB, ZIP"}
+    if "normals" in specs:
+        specs["normals"]["source"] = {"gradient": "negative normalised density gradient, weighted along the ray",
+                                      "depth": "cross product of the back-projected depth map's neighbours"}[config.labels.normals]
+    for name in ("depth", "range"):
+        if name in specs:
+            specs[name]["source"] = f"{config.labels.depth} of the ray-termination distribution"
+    return specs

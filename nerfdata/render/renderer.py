@@ -3,11 +3,11 @@
 Samples are spaced uniformly along each ray inside the field's box, ``step = box diagonal /
 num_steps``; sample ``i`` of a ray covers ``[t_near + i * step, t_near + (i + 1) * step]``.
 
-* :func:`render_rays` (fast): rays advance in rounds. Each round looks ``window`` steps ahead, keeps
-  at most ``samples_per_round`` samples that lie in occupied cells of the occupancy grid (empty space
-  costs one bit lookup, no field evaluation), evaluates the field on those only, and composites them.
-  A ray stops once its transmittance falls below ``min_transmittance`` (early termination) or it
-  leaves the box.
+* :func:`render_rays` (fast): rays advance in rounds. Each round finds each ray's next
+  ``samples_per_round`` steps whose midpoints lie in occupied cells of the occupancy grid
+  (:mod:`nerfdata.render.marching`: empty space costs one bit lookup, no field evaluation), evaluates
+  the field there only, and composites them. A ray stops once its transmittance falls below
+  ``min_transmittance`` (early termination) or it leaves the box.
 * :func:`render_rays_reference` (reference twin): every step of every ray, evaluated and
   composited in one block, no skipping, no early termination. Tests compare the two.
 
@@ -27,6 +27,7 @@ from nerfdata.cameras import Camera, Rays, ray_aabb_intersect
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.render.marching import next_samples
 from nerfdata.render.volume import block_weights, median_crossing
 
 __all__ = [
@@ -64,11 +65,13 @@ class RenderOptions:
     chunk_rays: int = 8192
     """Rays processed at once; bounds memory whatever the image size."""
     window: int = 128
-    """Steps looked ahead per round of the fast marcher (cheap occupancy lookups)."""
+    """Steps the PyTorch marcher looks ahead per round (the C marcher has no limit)."""
     samples_per_round: int = 16
     """Field evaluations per ray per round of the fast marcher."""
     stratified: bool = False
     """Jitter each sample uniformly inside its interval (training); needs a generator."""
+    marcher: Literal["auto", "torch", "fused"] = "auto"
+    """Which implementation picks samples: the C loop on CPU ("auto"), or its PyTorch twin."""
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "chunk_rays", "window", "samples_per_round"):
@@ -262,37 +265,24 @@ def _march_chunk(
     acc = _Accumulator.zeros(n, device)
     cursor = torch.zeros(n, dtype=torch.int64, device=device)
     stop_depth = -math.log(options.min_transmittance) if options.min_transmittance > 0 else math.inf
-    window = torch.arange(options.window, device=device)
     k = options.samples_per_round
     active = (num_steps > 0).nonzero()[:, 0]
     while active.numel() > 0:
-        steps = cursor[active, None] + window  # (a, W)
-        in_range = steps < num_steps[active, None]
-        t_start = t_near[active, None] + steps * step
-        jitter = _jitter(steps.shape, options, generator, device)
-        t_sample = t_start + jitter * step
-        positions = rays.origins[active, None] + rays.directions[active, None] * t_sample[..., None]
-        candidate = in_range if occupancy is None else in_range & occupancy.occupied(positions)
-        rank = torch.cumsum(candidate, dim=1)
-        taken = candidate & (rank <= k)
-        # Slot j of a ray holds its j-th taken sample; untaken entries go to a dropped extra slot.
-        slot = torch.where(taken, rank - 1, torch.full_like(rank, k))
-        columns = torch.full((active.numel(), k + 1), options.window - 1, dtype=torch.int64, device=device)
-        columns = columns.scatter(1, slot, window.expand_as(slot))[:, :k]
-        valid = torch.zeros(active.numel(), k + 1, dtype=torch.bool, device=device)
-        valid = valid.scatter(1, slot, taken)[:, :k]
+        origins, directions = rays.origins[active], rays.directions[active]
+        steps, count, new_cursor = next_samples(
+            origins, directions, t_near[active], num_steps[active], cursor[active], step, occupancy, k,
+            options.window, options.marcher,
+        )
+        valid = torch.arange(k, device=device) < count[:, None]
         if valid.any():
-            block_positions = positions.gather(1, columns[..., None].expand(-1, -1, 3))
-            block_dirs = rays.directions[active, None].expand(-1, k, -1)
-            density, rgb, normals = _scatter_block(field_, block_positions, block_dirs, valid, options.normals)
-            acc = _composite(
-                acc, active, t_start.gather(1, columns), step, valid, density, rgb, normals, options.return_samples
-            )
-        # Advance past the k-th taken sample, or past the whole window if fewer were found.
-        kth_column = columns[:, k - 1]
-        full = valid[:, k - 1]
-        cursor = cursor.index_copy(0, active, cursor[active] + torch.where(full, kth_column + 1, options.window))
-        alive = (cursor[active] < num_steps[active]) & (acc.optical_depth[active].detach() < stop_depth)
+            t_start = t_near[active, None] + steps * step
+            t_sample = t_start + _jitter(steps.shape, options, generator, device) * step
+            positions = origins[:, None] + directions[:, None] * t_sample[..., None]
+            block_dirs = directions[:, None].expand(-1, k, -1)
+            density, rgb, normals = _scatter_block(field_, positions, block_dirs, valid, options.normals)
+            acc = _composite(acc, active, t_start, step, valid, density, rgb, normals, options.return_samples)
+        cursor = cursor.index_copy(0, active, new_cursor)
+        alive = (new_cursor < num_steps[active]) & (acc.optical_depth[active].detach() < stop_depth)
         active = active[alive]
     return _finish(acc, options)
 

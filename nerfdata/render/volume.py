@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["BlockWeights", "block_weights", "median_crossing"]
+__all__ = ["BlockWeights", "block_weights", "distortion_loss", "median_crossing"]
 
 
 @dataclass
@@ -68,3 +68,33 @@ def median_crossing(
     offset = torch.log(transmittance.clamp(min=level) / level) / density.clamp(min=1e-30)
     t = torch.where(crossing, t_start + torch.minimum(offset, deltas), torch.zeros_like(t_start))
     return crossing.any(dim=-1), t.sum(dim=-1)
+
+
+def distortion_loss(
+    ray_indices: Tensor, t_start: Float[Tensor, " m"], t_end: Float[Tensor, " m"], weights: Float[Tensor, " m"], num_rays: int
+) -> Float[Tensor, " num_rays"]:
+    """Mip-NeRF 360's distortion loss per ray, for packed samples.
+
+    ``sum_ij w_i w_j |s_i - s_j| + 1/3 sum_i w_i^2 (t_end_i - t_start_i)`` with ``s`` the interval
+    midpoints: small when a ray's weight is concentrated in one short stretch (a crisp surface),
+    large when it is spread out (haze, double surfaces). Samples of a ray must be ordered front to
+    back; rays may be interleaved. Differentiable w.r.t. ``weights``.
+
+    Example:
+        >>> one = distortion_loss(torch.zeros(2, dtype=torch.long), torch.tensor([0.0, 1.0]),
+        ...                       torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.5]), 1)
+        >>> round(one.item(), 4)  # 2 * 0.25 * 1 + (0.25 + 0.25) / 3
+        0.6667
+    """
+    order = torch.argsort(ray_indices, stable=True)
+    rays, w = ray_indices[order], weights[order]
+    mid = 0.5 * (t_start[order] + t_end[order])
+    # Exclusive per-ray prefix sums of w and w * s, from global cumulative sums minus each ray's start.
+    cum_w, cum_ws = torch.cumsum(w, 0) - w, torch.cumsum(w * mid, 0) - w * mid
+    first = torch.ones_like(rays, dtype=torch.bool)
+    first[1:] = rays[1:] != rays[:-1]
+    start_index = torch.cummax(torch.where(first, torch.arange(len(rays), device=rays.device), 0), 0).values
+    cum_w, cum_ws = cum_w - cum_w[start_index], cum_ws - cum_ws[start_index]
+    pairwise = 2.0 * w * (mid * cum_w - cum_ws)
+    uniform = w**2 * (t_end[order] - t_start[order]) / 3.0
+    return torch.zeros(num_rays, dtype=w.dtype, device=w.device).index_add(0, rays, pairwise + uniform)

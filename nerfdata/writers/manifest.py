@@ -7,6 +7,7 @@ folder that looks finished.
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.errors import NerfDataError
 from nerfdata.version import __version__
 
-__all__ = ["CONVENTIONS", "LAYERS", "config_hash", "read_manifest", "write_manifest"]
+__all__ = ["CONVENTIONS", "LAYERS", "config_hash", "prepare_output_folder", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 
@@ -35,6 +36,10 @@ LAYERS: dict[str, dict[str, str]] = {
     "normals": {"files": "normals/{index:05d}.npy", "dtype": "float32", "unit": "unit length", "frame": "world", "encoding": "NumPy .npy (H, W, 3); zero where no surface"},
     "normals_png": {"files": "normals/{index:05d}.png", "dtype": "uint8", "unit": "(n+1)/2", "frame": "camera (OpenCV axes)", "encoding": "PNG preview"},
     "mask": {"files": "masks/{index:05d}.png", "dtype": "uint8", "unit": "255 = surface, 0 = background", "frame": "image", "encoding": "PNG; accumulation > mask_threshold"},
+    "range": {"files": "range/{index:05d}.npy", "dtype": "float32", "unit": "scene units", "frame": "distance along the ray", "encoding": "NumPy .npy; 0 = no surface"},
+    "confidence": {"files": "confidence/{index:05d}.npy", "dtype": "float32", "unit": "0..1", "frame": "image", "encoding": "NumPy .npy; accumulation * exp(-(spread / (tolerance * range))^2 / 2)"},
+    "valid": {"files": "valid/{index:05d}.png", "dtype": "uint8", "unit": "255 = trusted, 0 = drop", "frame": "image", "encoding": "PNG; mask and confidence >= confidence_threshold"},
+    "object_id": {"files": "ids/{index:05d}.png", "dtype": "uint16", "unit": "object index + 1", "frame": "image", "encoding": "PNG; 0 = background"},
 }
 
 
@@ -60,3 +65,24 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise NerfDataError(f"{path}: manifest is not a JSON object")
     return manifest
+
+
+def prepare_output_folder(out: str | Path, job_hash: str, overwrite: bool) -> None:
+    """Make ``out`` ready for the job identified by ``job_hash``.
+
+    An empty or missing folder, or one holding the same job (resume), is used as is. A folder holding
+    a different job, or files that are not a nerfdata dataset, is refused unless ``overwrite``, in
+    which case it is emptied first.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NerfDataError(f"{out}: output path exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = read_manifest(out)
+        same_job = manifest is not None and manifest.get("config_hash") == job_hash
+        if not same_job and not overwrite:
+            what = "a different nerfdata job" if manifest is not None else "files that are not a nerfdata dataset"
+            raise NerfDataError(f"{out}: output folder holds {what}; choose another --out or pass --overwrite")
+        if not same_job:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)

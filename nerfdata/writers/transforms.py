@@ -1,19 +1,33 @@
-"""nerfstudio / Blender ``transforms.json``: cameras and file paths of a dataset.
+"""nerfstudio / Blender ``transforms.json``: cameras and file paths of a dataset, written and read.
 
 Poses are camera-to-world 4x4 with OpenGL axes (``transform_matrix``); intrinsics are pinhole
 ``fl_x, fl_y, cx, cy, w, h`` in pixels, written per frame (so every view may have its own focal
 length) and also at the top level when all frames share them.
 """
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import imageio.v3 as iio
+import numpy as np
+import torch
 
 from nerfdata.atomic import write_json_atomic
-from nerfdata.cameras import Camera
+from nerfdata.cameras import Camera, Intrinsics
+from nerfdata.errors import NerfDataError, PoseError
 from nerfdata.writers.images import DEPTH_PNG_SCALE
 
-__all__ = ["FrameRecord", "transforms_dict", "write_transforms"]
+__all__ = [
+    "DatasetFrame",
+    "FrameRecord",
+    "TransformsDataset",
+    "read_transforms",
+    "transforms_dict",
+    "write_transforms",
+]
 
 
 @dataclass
@@ -59,3 +73,189 @@ def transforms_dict(frames: list[FrameRecord], extra: dict[str, Any] | None = No
 def write_transforms(path: str | Path, frames: list[FrameRecord], extra: dict[str, Any] | None = None) -> None:
     """Write ``transforms.json`` atomically."""
     write_json_atomic(path, transforms_dict(frames, extra))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading: nerfdata's own datasets and any nerfstudio / Blender-format dataset with pinhole cameras.
+# --------------------------------------------------------------------------------------------------
+
+Split = Literal["train", "val", "test"]
+_SPLIT_KEYS: dict[Split, str] = {"train": "train_filenames", "val": "val_filenames", "test": "test_filenames"}
+_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+_PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
+_PER_FRAME_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
+
+
+@dataclass
+class DatasetFrame:
+    """One frame read from a ``transforms.json``: its camera and absolute file paths."""
+
+    camera: Camera
+    image_path: Path
+    """Absolute path of the image (it may be missing when read with ``require_images=False``)."""
+    depth_path: Path | None
+    split: Split | None
+    """The split the dataset puts this frame in, if it says."""
+
+
+@dataclass
+class TransformsDataset:
+    """The cameras and files of a dataset, in the order of its ``frames`` list."""
+
+    path: Path
+    frames: list[DatasetFrame]
+    aabb: np.ndarray | None
+    """``(2, 3)`` scene box when the dataset gives one (key ``aabb``)."""
+    meters_per_unit: float | None
+    depth_unit_scale_factor: float
+
+    def split(self, name: Split) -> list[DatasetFrame]:
+        """Frames of a split; a dataset without splits puts every frame in ``train``.
+
+        Raises:
+            NerfDataError: the split is empty.
+        """
+        has_splits = any(frame.split is not None for frame in self.frames)
+        frames = [f for f in self.frames if f.split == name] if has_splits else (self.frames if name == "train" else [])
+        if not frames:
+            raise NerfDataError(f"{self.path}: the {name} split is empty")
+        return frames
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        content = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NerfDataError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NerfDataError(f"{path}: unreadable JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise NerfDataError(f"{path}: expected a JSON object")
+    return content
+
+
+def _resolve_image(root: Path, file_path: str, where: str, required: bool) -> Path | None:
+    path = (root / file_path).resolve()
+    if path.is_file():
+        return path
+    if path.suffix == "":  # Blender datasets name frames without an extension
+        for suffix in _IMAGE_SUFFIXES:
+            if path.with_suffix(suffix).is_file():
+                return path.with_suffix(suffix)
+    if required:
+        raise NerfDataError(f"{where}: image {file_path!r} not found")
+    return None
+
+
+def _frame_intrinsics(meta: dict[str, Any], frame: dict[str, Any], image_path: Path | None, where: str) -> Intrinsics:
+    def value(key: str) -> Any:
+        return frame.get(key, meta.get(key))
+
+    for key in _DISTORTION_KEYS:
+        if abs(float(value(key) or 0.0)) > 0.0:
+            raise NerfDataError(f"{where}: distortion parameter {key}={value(key)} is not modelled (pinhole cameras only)")
+    model = value("camera_model")
+    if model is not None and model not in _PINHOLE_MODELS:
+        raise NerfDataError(f"{where}: camera_model {model!r} is not supported (pinhole cameras only)")
+    if image_path is None:
+        if value("w") is None or value("h") is None:
+            raise NerfDataError(f"{where}: image not found and no image size (w, h) given")
+        width, height = int(value("w")), int(value("h"))
+    else:
+        height, width = iio.improps(image_path).shape[:2]
+    if value("w") is not None and (int(value("w")), int(value("h") or height)) != (width, height):
+        raise NerfDataError(f"{where}: image {image_path.name} is {width}x{height} but the intrinsics say {value('w')}x{value('h')}")
+    if value("fl_x") is not None:
+        fl_x = float(value("fl_x"))
+        fl_y = float(value("fl_y") if value("fl_y") is not None else fl_x)
+    elif value("camera_angle_x") is not None:
+        fl_x = fl_y = 0.5 * width / math.tan(0.5 * float(value("camera_angle_x")))
+    else:
+        raise NerfDataError(f"{where}: no intrinsics (need fl_x/fl_y/cx/cy or camera_angle_x)")
+    cx = float(value("cx")) if value("cx") is not None else width / 2.0
+    cy = float(value("cy")) if value("cy") is not None else height / 2.0
+    try:
+        return Intrinsics(fl_x, fl_y, cx, cy, int(width), int(height))
+    except PoseError as error:
+        raise NerfDataError(f"{where}: {error}") from None
+
+
+def _splits_of(root: Path, meta: dict[str, Any]) -> dict[str, Split]:
+    """``{resolved image path: split}`` from nerfstudio's ``*_filenames`` keys."""
+    splits: dict[str, Split] = {}
+    for split, key in _SPLIT_KEYS.items():
+        for name in meta.get(key, []):
+            splits[str((root / name).resolve())] = split
+    return splits
+
+
+def read_transforms(path: str | Path, require_images: bool = True) -> TransformsDataset:
+    """Read a ``transforms.json`` (or a folder holding one, or Blender's ``transforms_{split}.json`` files).
+
+    Accepts per-frame or shared pinhole intrinsics (``fl_x, fl_y, cx, cy, w, h``) or Blender's
+    ``camera_angle_x``; splits from nerfstudio's ``train_filenames`` / ``val_filenames`` /
+    ``test_filenames`` keys or Blender's per-split files; an optional ``aabb``.
+
+    With ``require_images=False`` (a file read only for its poses) a frame's image may be missing
+    when the frame or file gives the image size ``w, h``; images that exist are still checked.
+
+    Raises:
+        NerfDataError: one line naming the file (and frame) and what is wrong: no transforms.json,
+            missing images, mixed image sizes without per-frame intrinsics, distortion, bad poses.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / "transforms.json"]
+        blender = [path / f"transforms_{split}.json" for split in ("train", "val", "test")]
+        if not candidates[0].exists() and any(p.exists() for p in blender):
+            candidates = [p for p in blender if p.exists()]
+        elif not candidates[0].exists():
+            raise NerfDataError(f"{path}: no transforms.json in this folder")
+    else:
+        candidates = [path]
+    frames: list[DatasetFrame] = []
+    meta: dict[str, Any] = {}
+    shared_size: tuple[int, int] | None = None
+    for file in candidates:
+        meta = _load_json(file)
+        root = file.parent
+        split_of = _splits_of(root, meta)
+        blender_split = file.stem.removeprefix("transforms_")
+        blender_split = blender_split if blender_split in _SPLIT_KEYS else None
+        raw_frames = meta.get("frames")
+        if not isinstance(raw_frames, list) or not raw_frames:
+            raise NerfDataError(f"{file}: no frames")
+        for index, frame in enumerate(raw_frames):
+            where = f"{file} frame {index}"
+            if "file_path" not in frame or "transform_matrix" not in frame:
+                raise NerfDataError(f"{where}: needs file_path and transform_matrix")
+            image_path = _resolve_image(root, frame["file_path"], where, require_images)
+            intrinsics = _frame_intrinsics(meta, frame, image_path, where)
+            if not any(key in frame for key in _PER_FRAME_KEYS):
+                size = (intrinsics.width, intrinsics.height)
+                shared_size = shared_size or size
+                if size != shared_size:
+                    raise NerfDataError(
+                        f"{where}: image is {size[0]}x{size[1]}, others are {shared_size[0]}x{shared_size[1]}; "
+                        "images of different sizes need per-frame intrinsics"
+                    )
+            try:
+                camera = Camera(torch.tensor(frame["transform_matrix"], dtype=torch.float64), intrinsics)
+            except (PoseError, TypeError, ValueError, RuntimeError) as error:
+                raise NerfDataError(f"{where}: {error}") from None
+            depth = frame.get("depth_file_path")
+            split = split_of.get(str((root / frame["file_path"]).resolve()), blender_split)  # type: ignore[arg-type]
+            frames.append(
+                DatasetFrame(camera, image_path or (root / frame["file_path"]).resolve(), (root / depth).resolve() if depth else None, split)  # type: ignore[arg-type]
+            )
+    aabb = np.asarray(meta["aabb"], dtype=np.float64) if "aabb" in meta else None
+    if aabb is not None and (aabb.shape != (2, 3) or not (aabb[1] > aabb[0]).all()):
+        raise NerfDataError(f"{candidates[0]}: aabb must be [[min x, y, z], [max x, y, z]], got {meta['aabb']}")
+    return TransformsDataset(
+        path=candidates[0],
+        frames=frames,
+        aabb=aabb,
+        meters_per_unit=meta.get("meters_per_unit"),
+        depth_unit_scale_factor=float(meta.get("depth_unit_scale_factor", 1.0 / DEPTH_PNG_SCALE)),
+    )

@@ -1,0 +1,13 @@
+"""Quality report of the shipped fields: ``python benchmarks/quality.py`` (also part of ``nerfdata bench``).
+
+For each scene in scenes/ with a trained field: PSNR, depth error, normal error and mask IoU on the
+scene's test views, against exact ground truth ray cast from its meshes.
+"""
+
+from rich.console import Console
+
+from nerfdata.bench.quality import scene_quality, shipped_scenes
+from nerfdata.bench.runner import quality_table
+
+if __name__ == "__main__":
+    Console().print(quality_table([scene_quality(scene) for scene in shipped_scenes()]))

@@ -1,0 +1,49 @@
+"""The fast marcher's sample selection: the C loop against its PyTorch twin."""
+
+import pytest
+import torch
+
+from nerfdata.cameras import ray_aabb_intersect
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.render.marching import fused_marching_available, next_samples_fused, next_samples_torch
+from nerfdata.render.renderer import RenderOptions, render_rays
+
+pytestmark = pytest.mark.skipif(not fused_marching_available(), reason="C marcher unavailable (no C compiler)")
+
+
+def all_steps(select, origins, directions, t_near, num_steps, step, occupancy, k):
+    """Every candidate step of every ray, by calling ``select`` round after round."""
+    cursor = torch.zeros(len(origins), dtype=torch.int64)
+    found = [[] for _ in range(len(origins))]
+    while (cursor < num_steps).any():
+        steps, count, cursor = select(origins, directions, t_near, num_steps, cursor, step, occupancy, k)
+        for i in range(len(origins)):
+            found[i].extend(steps[i, : count[i]].tolist())
+    return found
+
+
+@pytest.mark.parametrize("with_grid", [True, False])
+def test_fused_and_torch_pick_the_same_steps(with_grid):
+    g = torch.Generator().manual_seed(0)
+    aabb = torch.tensor([[-1.0, -0.5, -1.0], [1.0, 1.5, 0.5]])
+    occupancy = OccupancyGrid.from_mask(torch.rand(16, 16, 16, generator=g) < 0.2, aabb) if with_grid else None
+    origins = torch.randn(200, 3, generator=g) * 3
+    targets = aabb[0] + torch.rand(200, 3, generator=g) * (aabb[1] - aabb[0])
+    directions = torch.nn.functional.normalize(targets - origins, dim=-1)
+    t_near, t_far = ray_aabb_intersect(origins, directions, aabb)
+    step = 0.02
+    num_steps = torch.ceil((t_far - t_near) / step).clamp(min=0).long()
+    torch_twin = lambda *args: next_samples_torch(*args, window=9)  # noqa: E731  a short window: many rounds
+    expected = all_steps(torch_twin, origins, directions, t_near, num_steps, step, occupancy, 5)
+    actual = all_steps(next_samples_fused, origins, directions, t_near, num_steps, step, occupancy, 5)
+    assert actual == expected
+    assert sum(map(len, expected)) > 500
+
+
+def test_fused_and_torch_marchers_render_the_same(scene, cameras):
+    occupancy = occupancy_grid_from_density(scene.density, scene.aabb, resolution=48)
+    rays = cameras[0].rays()[::5]
+    fused = render_rays(scene, rays, RenderOptions(marcher="fused"), occupancy)
+    twin = render_rays(scene, rays, RenderOptions(marcher="torch"), occupancy)
+    for name in ("rgb", "accumulation", "range_median", "range_expected", "normal"):
+        torch.testing.assert_close(getattr(fused, name), getattr(twin, name), rtol=0, atol=1e-4)
