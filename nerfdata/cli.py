@@ -24,6 +24,8 @@ commands:
   render    render views of a trained field into a labelled dataset (--config configs/X.yaml)
   train     fit an NGPField to a transforms.json dataset: nerfdata train DATA_DIR --out CKPT_DIR
   scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
+  correspond  dense correspondences between views of a rendered dataset: nerfdata correspond --field CKPT --dataset DIR
+  mesh      extract a coloured mesh by marching cubes: nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
   bench     print speed ratios measured side by side; writes benchmarks/results.json
 """
 
@@ -110,6 +112,22 @@ def _scene(argv: Sequence[str]) -> None:
     print(f"dataset written to {out}")
 
 
+def _mesh(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.mesh import MeshJobConfig, describe, run_mesh
+
+    # Extraction and clean-up options are flags of their own (--resolution, not --extraction.resolution).
+    config = tyro.cli(tyro.conf.OmitArgPrefixes[MeshJobConfig], args=list(argv), prog="nerfdata mesh")
+    for line in describe(run_mesh(config)):
+        print(line)
+
+
+def _correspond(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.correspond import CorrespondJobConfig, run_correspond
+
+    config = tyro.cli(CorrespondJobConfig, args=list(argv), prog="nerfdata correspond")
+    print(run_correspond(config, show_progress=sys.stderr.isatty()).describe())
+
+
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
 
@@ -121,6 +139,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "render": _render,
     "train": _train,
     "scene": _scene,
+    "mesh": _mesh,
+    "correspond": _correspond,
     "bench": _bench,
 }
 

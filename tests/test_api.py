@@ -13,6 +13,10 @@ MODULES = [
     "nerfdata.cli", "nerfdata.native", "nerfdata.render.marching", "nerfdata.encoders.fused", "nerfdata.jobs.train",
     "nerfdata.scenes", "nerfdata.scenes.recipe", "nerfdata.scenes.meshes", "nerfdata.scenes.groundtruth",
     "nerfdata.scenes.dataset", "nerfdata.bench", "nerfdata.bench.quality", "nerfdata.bench.core", "nerfdata.labels.pixel_labels", "nerfdata.writers.preview",
+    "nerfdata.render.termination", "nerfdata.labels.matching", "nerfdata.labels.correspondences",
+    "nerfdata.labels.pair_selection", "nerfdata.labels.depth_modes", "nerfdata.jobs.correspond",
+    "nerfdata.bench.correspondences",
+    "nerfdata.labels.mesh", "nerfdata.labels.mesh_cleanup", "nerfdata.jobs.mesh", "nerfdata.bench.mesh",
 ]
 
 

@@ -23,7 +23,7 @@ from nerfdata.writers.transforms import FrameRecord, read_transforms, write_tran
 
 FIELD = Path("scenes/analytic_demo")
 ORBIT = SamplerConfig(orbit=OrbitConfig(count=3, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
-EVERY_OUTPUT = ("rgb", "depth", "range", "normals", "mask", "confidence")
+EVERY_OUTPUT = ("rgb", "depth", "range", "normals", "mask", "confidence", "depth_modes")
 
 
 def job(out: Path, **kwargs) -> RenderJobConfig:
@@ -73,6 +73,18 @@ def test_labels_match_exact_ground_truth(dataset):
         assert valid[both].mean() > 0.9  # a sharp analytic surface is trusted almost everywhere
 
 
+def test_depth_modes_hold_the_surface_as_the_heaviest_mode(dataset):
+    modes = np.load(dataset / "depth_modes/00000.npy")
+    depth = np.load(dataset / "depth/00000.npy")
+    mask = iio.imread(dataset / "masks/00000.png") > 127
+    assert modes.shape == (32, 40, 4, 2) and modes.dtype == np.float16
+    extent = load_field(FIELD).field.extent
+    heaviest = modes[..., 0, 0].astype(np.float32)
+    assert np.quantile(np.abs(heaviest - depth)[mask], 0.99) < 0.01 * extent
+    assert (modes[..., 1].astype(np.float32).sum(-1) <= 1.0 + 1e-2).all()
+    assert (modes[~mask][:, 0, 1] < 0.5).all()  # background pixels have no heavy mode
+
+
 def test_transforms_json_round_trips_cameras_and_files(dataset):
     content = json.loads((dataset / "transforms.json").read_text())
     assert content["camera_model"] == "OPENCV" and content["depth_unit_scale_factor"] == 0.001
@@ -93,7 +105,7 @@ def test_manifest_describes_every_layer_and_the_field(dataset):
     assert manifest["complete"] and manifest["seed"] == 0 and manifest["config"]["camera"]["width"] == 40
     assert manifest["field"]["sha256"] == load_field(FIELD).sha256
     layers = manifest["layers"]
-    assert set(layers) == {"rgb", "depth", "depth_png", "range", "normals", "normals_png", "mask", "confidence", "valid"}
+    assert set(layers) == {"rgb", "depth", "depth_png", "range", "normals", "normals_png", "mask", "confidence", "valid", "depth_modes"}
     assert layers["depth"]["dtype"] == "float32" and layers["depth"]["frame"] == "camera z-depth"
     assert layers["normals"]["frame"] == "world" and "median" in layers["depth"]["source"]
     for view in manifest["views"]:

@@ -6,7 +6,8 @@ rendered from the field and ray cast against the scene's meshes, and compared:
 * PSNR of the RGB image (mean over views);
 * depth: mean absolute error of median z-depth (scene units, and metres for metric scenes) and mean
   relative error, on pixels that are surface in both;
-* normals: mean angle between rendered and true world-frame normals on those pixels;
+* normals: mean angle between rendered and true world-frame normals on those pixels, for both
+  label sources (density gradient, and the depth map's back-projected neighbours);
 * mask IoU of accumulation > 0.5 against the true foreground.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nerfdata.fields.checkpoint import load_field
+from nerfdata.labels.pixel_labels import normals_from_points
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
@@ -45,6 +47,12 @@ def scene_quality(scene: Path, views: int | None = None) -> dict[str, Any]:
         depth = image.depth_median.numpy()[both]
         error = np.abs(depth - truth.depth[both])
         cosine = np.clip(np.sum(image.normal.numpy()[both] * truth.normal[both], axis=-1), -1.0, 1.0)
+        rays = camera.rays()
+        directions = rays.directions.numpy().reshape(*mask.shape, 3)
+        points = rays.origins.numpy().reshape(*mask.shape, 3) + directions * image.range_median.numpy()[..., None]
+        from_depth = normals_from_points(points, directions, mask)
+        usable = both & (np.linalg.norm(from_depth, axis=-1) > 0)
+        cosine_depth = np.clip(np.sum(from_depth[usable] * truth.normal[usable], axis=-1), -1.0, 1.0)
         mse = float(np.mean((image.rgb.numpy() - truth.rgb) ** 2))
         per_view.append(
             {
@@ -52,6 +60,7 @@ def scene_quality(scene: Path, views: int | None = None) -> dict[str, Any]:
                 "depth_mae": float(error.mean()),
                 "depth_rel": float(np.mean(error / truth.depth[both])),
                 "normal_deg": float(np.degrees(np.arccos(cosine)).mean()),
+                "normal_depth_deg": float(np.degrees(np.arccos(cosine_depth)).mean()),
                 "mask_iou": float((mask & truth.mask).sum() / max((mask | truth.mask).sum(), 1)),
             }
         )

@@ -10,6 +10,8 @@ from rich.table import Table
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.core import bench_hash_grid, bench_render
+from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
+from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
 from nerfdata.bench.quality import scene_quality, shipped_scenes
 from nerfdata.version import __version__
 
@@ -48,13 +50,29 @@ def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
 
 def quality_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="shipped fields against exact ground truth (test views)")
-    for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normal err.", "mask IoU", "size"):
+    for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (gradient)", "normals (depth)", "mask IoU", "size"):
         table.add_column(column, justify="left" if column == "scene" else "right")
     for row in rows:
         mae = f"{row['depth_mae']:.4f}" + (f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else "")
         table.add_row(
             row["scene"], str(row["views"]), f"{row['psnr']:.2f} dB", mae, f"{100 * row['depth_rel']:.2f}%",
-            f"{row['normal_deg']:.1f} deg", f"{row['mask_iou']:.4f}", f"{row['field_mb']:.1f} MB",
+            f"{row['normal_deg']:.1f} deg", f"{row['normal_depth_deg']:.1f} deg", f"{row['mask_iou']:.4f}", f"{row['field_mb']:.1f} MB",
+        )
+    return table
+
+
+def mesh_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="meshes of shipped fields against ground truth: Chamfer (100k samples each), normal consistency")
+    for column in ("scene", "grid", "Chamfer", "% diag.", "normals", "vertices", "faces", "closed", "time"):
+        table.add_column(column, justify="left" if column == "scene" else "right")
+    for row in rows:
+        if "chamfer" in row:
+            chamfer, percent, normals = f"{row['chamfer']:.5f}", f"{row['chamfer_percent']:.2f}%", f"{row['normal_consistency']:.3f}"
+        else:  # an analytic field: distance to its exact surface instead
+            chamfer, percent, normals = f"{row['sdf_mean']:.5f} (|sdf|)", f"{100 * row['sdf_mean'] / row['diagonal']:.3f}%", "-"
+        table.add_row(
+            row["scene"], f"{row['resolution']}^3", chamfer, percent, normals, f"{row['vertices']:,}", f"{row['faces']:,}",
+            "yes" if row["watertight"] else "no", f"{row['seconds']:.1f} s",
         )
     return table
 
@@ -74,6 +92,18 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in shipped_scenes()]
     if quality_rows:
         console.print(quality_table(quality_rows))
+    mesh_resolution = 128 if quick else 256
+    mesh_rows = [mesh_quality(scene, mesh_resolution) for scene in shipped_scenes()]
+    if Path("scenes/analytic_demo/field.json").exists():
+        mesh_rows.append(analytic_mesh_quality(Path("scenes/analytic_demo"), mesh_resolution))
+    console.print(mesh_table(mesh_rows))
+    correspondence_rows = [
+        row
+        for scene in shipped_scenes()
+        for row in correspondence_quality(scene, pairs=2 if quick else 8, per_pair=512 if quick else 2048, views=6 if quick else None)
+    ]
+    if correspondence_rows:
+        console.print(correspondence_table(correspondence_rows))
     results = {
         "nerfdata_version": __version__,
         "quick": quick,
@@ -81,6 +111,8 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
         "quality": quality_rows,
+        "mesh": mesh_rows,
+        "correspondences": correspondence_rows,
     }
     if out is not None:
         write_json_atomic(out, results)

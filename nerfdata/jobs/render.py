@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import trimesh
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import sha256_file
@@ -25,9 +26,12 @@ from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
 from nerfdata.fields.checkpoint import load_field
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.labels.depth_modes import render_depth_modes
+from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
 from nerfdata.labels.pixel_labels import confidence, normals_from_points, srgb_to_linear
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
+from nerfdata.scenes.groundtruth import MeshHits, MeshRaycaster
 from nerfdata.writers.images import write_exr, write_npy, write_png, write_view_layers
 from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, read_manifest, write_manifest
 from nerfdata.writers.preview import write_contact_sheet
@@ -35,7 +39,9 @@ from nerfdata.writers.transforms import FrameRecord, read_transforms, write_tran
 
 __all__ = ["CameraConfig", "CoverageConfig", "LabelsConfig", "RenderJobConfig", "run_render"]
 
-OutputName = Literal["rgb", "depth", "range", "normals", "mask", "confidence"]
+OutputName = Literal["rgb", "depth", "range", "normals", "mask", "confidence", "depth_modes"]
+_EXTRACTED_MESH = "mesh.ply"
+"""Where a job with ``labels.geometry: mesh`` and no ``labels.mesh`` writes the mesh it extracts."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,17 @@ class LabelsConfig:
     """Pixels with lower confidence are marked invalid in valid/NNNNN.png."""
     rgb_format: Literal["png", "exr"] = "png"
     """8-bit PNG as the field renders it, or linear-light float EXR."""
+    geometry: Literal["volume", "mesh"] = "volume"
+    """Depth, range, normals and mask from volume rendering, or by ray casting a mesh of the field (crisp edges)."""
+    mesh: Path | None = None
+    """With geometry mesh: the mesh to ray cast (world frame); None extracts one (nerfdata mesh defaults) to OUT/mesh.ply."""
 
     def __post_init__(self) -> None:
         for name in ("mask_threshold", "confidence_threshold"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ConfigError(f"labels.{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.mesh is not None and self.geometry != "mesh":
+            raise ConfigError("labels.mesh is only used with labels.geometry: mesh")
         if not self.spread_tolerance > 0:
             raise ConfigError(f"labels.spread_tolerance must be positive, got {self.spread_tolerance}")
 
@@ -122,7 +134,7 @@ class RenderJobConfig:
 
     def __post_init__(self) -> None:
         if not self.outputs:
-            raise ConfigError("outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence")
+            raise ConfigError("outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence, depth_modes")
         if len(set(self.outputs)) != len(self.outputs):
             raise ConfigError(f"outputs: a layer is listed twice: {list(self.outputs)}")
         if not self.views:
@@ -162,12 +174,23 @@ def _coverage_problem(field_: Field, camera: Camera, occupancy: OccupancyGrid, c
     return None
 
 
-def _layers(camera: Camera, image: ImageOutputs, config: RenderJobConfig) -> dict[str, np.ndarray]:
-    """Every requested layer of one rendered view, as arrays ready to write."""
+def _layers(
+    camera: Camera, image: ImageOutputs, config: RenderJobConfig, hits: MeshHits | None = None
+) -> dict[str, np.ndarray]:
+    """Every requested layer of one rendered view, as arrays ready to write.
+
+    With ``hits`` (the view's rays cast against a mesh), geometry comes from the mesh: mask where
+    a ray hits it, range and depth of the first hit, and the mesh's normal there.
+    """
     labels, wanted = config.labels, set(config.outputs)
     mask = image.accumulation.numpy() > labels.mask_threshold
     ranges = (image.range_median if labels.depth == "median" else image.range_expected).numpy()
     depths = (image.depth_median if labels.depth == "median" else image.depth_expected).numpy()
+    if hits is not None:
+        h, w = mask.shape
+        mask = hits.hit.reshape(h, w)
+        ranges = np.where(hits.hit, hits.range, 0.0).reshape(h, w)
+        depths = ranges * camera.rays().z_per_range.numpy().reshape(h, w)
     layers: dict[str, np.ndarray] = {}
     if "rgb" in wanted:
         layers["rgb"] = image.rgb.numpy()
@@ -176,7 +199,9 @@ def _layers(camera: Camera, image: ImageOutputs, config: RenderJobConfig) -> dic
     if "range" in wanted:
         layers["range"] = np.where(mask, ranges, 0.0)
     if "normals" in wanted:
-        if labels.normals == "gradient":
+        if hits is not None:
+            layers["normals"] = hits.normal.reshape(*mask.shape, 3)
+        elif labels.normals == "gradient":
             layers["normals"] = np.where(mask[..., None], image.normal.numpy(), 0.0)
         else:
             rays = camera.rays()
@@ -203,6 +228,9 @@ def _write_view(out: Path, index: int, camera: Camera, layers: dict[str, np.ndar
     if "rgb" in layers and rgb_png is None:
         files["rgb"] = f"images/{name}.exr"
         write_exr(out / files["rgb"], srgb_to_linear(layers["rgb"]).astype(np.float32))
+    if "depth_modes" in layers:
+        files["depth_modes"] = f"depth_modes/{name}.npy"
+        write_npy(out / files["depth_modes"], layers["depth_modes"])
     if "range" in layers:
         files["range"] = f"range/{name}.npy"
         write_npy(out / files["range"], layers["range"].astype(np.float32))
@@ -266,7 +294,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     prepare_output_folder(config.out, job_hash, config.overwrite)
     previous = read_manifest(config.out) or {}
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
-    options = replace(config.render, normals="normals" in config.outputs and config.labels.normals == "gradient")
+    caster, mesh_record = _mesh_caster(config, field_, occupancy) if config.labels.geometry == "mesh" else (None, None)
+    gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
+    options = replace(config.render, normals=gradient_normals)
     manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,
@@ -278,6 +308,8 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         "layers": _layer_specs(config),
         "views": [kept[i] for i in sorted(kept)],
     }
+    if mesh_record is not None:
+        manifest["mesh"] = mesh_record
     write_manifest(config.out, manifest)
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     start, rays = time.perf_counter(), 0
@@ -293,7 +325,11 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
                 record.update(status="rejected", reason=problem)
             else:
                 image = render_image(field_, camera, options, occupancy)
-                files = _write_view(config.out, index, camera, _layers(camera, image, config), config)
+                hits = caster.cast_rays(camera.rays()) if caster is not None else None
+                layers = _layers(camera, image, config, hits)
+                if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
+                    layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
+                files = _write_view(config.out, index, camera, layers, config)
                 record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
                 rays += camera.intrinsics.num_pixels
             manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
@@ -322,6 +358,17 @@ def _layer_specs(config: RenderJobConfig) -> dict[str, dict[str, str]]:
     if "rgb" in specs and config.labels.rgb_format == "exr":
         specs["rgb"] = {"files": "images/{index:05d}.exr", "dtype": "float32", "unit": "linear light (sRGB primaries)",
                         "frame": "image", "encoding": "OpenEXR RGB, ZIP"}
+    if config.labels.geometry == "mesh":
+        mesh = str(config.labels.mesh) if config.labels.mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
+        first_hit = f"first hit of the ray with the mesh {mesh} (ray casting)"
+        normal = f"normal of the mesh {mesh} at the first hit, interpolated from its vertex normals"
+        sources = {"depth": first_hit, "depth_png": first_hit, "range": first_hit, "normals": normal,
+                   "normals_png": normal, "mask": f"the ray hits the mesh {mesh}"}
+        for name in set(sources) & set(specs):
+            specs[name]["source"] = sources[name]
+        if "mask" in specs:
+            specs["mask"]["encoding"] = "PNG; 255 where the ray hits the mesh"
+        return specs
     if "normals" in specs:
         specs["normals"]["source"] = {"gradient": "negative normalised density gradient, weighted along the ray",
                                       "depth": "cross product of the back-projected depth map's neighbours"}[config.labels.normals]
@@ -329,3 +376,29 @@ def _layer_specs(config: RenderJobConfig) -> dict[str, dict[str, str]]:
         if name in specs:
             specs[name]["source"] = f"{config.labels.depth} of the ray-termination distribution"
     return specs
+
+
+def _mesh_caster(
+    config: RenderJobConfig, field_: Field, occupancy: OccupancyGrid
+) -> tuple[MeshRaycaster, dict[str, Any]]:
+    """The ray caster for mesh-based labels, and the manifest's record of its mesh.
+
+    The mesh is ``labels.mesh``, or extracted from the field with :class:`MeshConfig` defaults and
+    written into the dataset (extraction is deterministic, so a resumed job writes the same file).
+    """
+    if config.labels.mesh is not None:
+        path = config.labels.mesh
+        try:
+            mesh = trimesh.load(path, force="mesh", process=False)
+        except (OSError, ValueError) as error:
+            raise NerfDataError(f"labels.mesh: cannot read {path} ({error})") from None
+        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+            raise NerfDataError(f"labels.mesh: {path} holds no triangles")
+        record: dict[str, Any] = {"path": str(path), "source": "given"}
+    else:
+        extracted = extract_mesh(field_, MeshConfig(), occupancy)
+        mesh, path = extracted.mesh, write_mesh(extracted.mesh, config.out / _EXTRACTED_MESH)
+        record = {"path": _EXTRACTED_MESH, "source": "extracted", "threshold": extracted.threshold,
+                  "config": to_dict(MeshConfig())}
+    record["sha256"] = sha256_file(path)
+    return MeshRaycaster.from_meshes([mesh], smooth_normals=True), record

@@ -3,11 +3,17 @@
 For every pixel-centre ray: the first hit's distance (range) and z-depth, the hit triangle's normal
 (world frame, outward), the object id (1-based; 0 = background), a mask, and the colour: vertex
 colours interpolated with the hit's barycentric coordinates, shaded with a Lambert term.
+
+The same caster serves any triangle meshes (:meth:`MeshRaycaster.from_meshes`), e.g. a mesh
+extracted from a field for mesh-based render labels; there, normals can be interpolated from the
+vertex normals, since a marching-cubes mesh approximates a smooth surface with small flat facets.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import trimesh
 
 from nerfdata.cameras import Camera, Rays
 from nerfdata.scenes.meshes import SceneMeshes
@@ -54,19 +60,44 @@ class MeshRaycaster:
     """Casts rays against a scene's meshes. Holds the open3d acceleration structure."""
 
     def __init__(self, scene: SceneMeshes) -> None:
-        import open3d as o3d  # heavy; imported only where ground truth is needed
+        self._build(scene.meshes, scene.colors, smooth_normals=False)
+
+    @classmethod
+    def from_meshes(
+        cls, meshes: Sequence[trimesh.Trimesh], colors: Sequence[np.ndarray] | None = None, smooth_normals: bool = False
+    ) -> "MeshRaycaster":
+        """A caster over any world-frame meshes.
+
+        Args:
+            meshes: Triangle meshes, faces wound outward; object ids follow their order.
+            colors: Per mesh, ``(num_vertices, 3)`` float colours in [0, 1]; default: the meshes'
+                own vertex colours, or mid grey.
+            smooth_normals: Hit normals interpolated from vertex normals (barycentric) instead of
+                the hit triangle's normal.
+        """
+        if colors is None:
+            colors = [_vertex_colors(mesh) for mesh in meshes]
+        caster = cls.__new__(cls)
+        caster._build(meshes, colors, smooth_normals)
+        return caster
+
+    def _build(self, meshes: Sequence[trimesh.Trimesh], colors: Sequence[np.ndarray], smooth_normals: bool) -> None:
+        import open3d as o3d  # heavy; imported only where ray casting is needed
 
         self._scene = o3d.t.geometry.RaycastingScene()
         self._faces: list[np.ndarray] = []
         self._colors: list[np.ndarray] = []
-        for mesh, colors in zip(scene.meshes, scene.colors):
+        self._vertex_normals: list[np.ndarray] | None = [] if smooth_normals else None
+        for mesh, mesh_colors in zip(meshes, colors):
             geometry_id = self._scene.add_triangles(
                 o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
                 o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.uint32)),
             )
             assert geometry_id == len(self._faces)  # ids are assigned in order
             self._faces.append(np.asarray(mesh.faces))
-            self._colors.append(colors)
+            self._colors.append(mesh_colors)
+            if self._vertex_normals is not None:
+                self._vertex_normals.append(np.asarray(mesh.vertex_normals, dtype=np.float32))
         self._o3d = o3d
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> MeshHits:
@@ -87,10 +118,14 @@ class MeshRaycaster:
             weights = np.stack([1.0 - uv[rows, 0] - uv[rows, 1], uv[rows, 0], uv[rows, 1]], axis=-1)
             albedo[rows] = np.einsum("mk,mkc->mc", weights, self._colors[index][corners])
             object_id[rows] = index + 1
+            if self._vertex_normals is not None:
+                smooth = np.einsum("mk,mkc->mc", weights, self._vertex_normals[index][corners])
+                normals[rows] = smooth / np.maximum(np.linalg.norm(smooth, axis=-1, keepdims=True), 1e-12)
         normals[~hit] = 0.0
         return MeshHits(range=np.where(hit, t_hit, np.inf), object_id=object_id, normal=normals, albedo=albedo)
 
     def cast_rays(self, rays: Rays) -> MeshHits:
+        """First hits of :class:`~nerfdata.cameras.Rays` (see :meth:`cast`)."""
         return self.cast(rays.origins.numpy(), rays.directions.numpy())
 
     def render(self, camera: Camera, light: LightConfig, background: float = 1.0) -> GroundTruthImage:
@@ -112,3 +147,11 @@ class MeshRaycaster:
             object_id=hits.object_id.reshape(h, w).astype(np.uint16),
         )
 
+
+
+def _vertex_colors(mesh: trimesh.Trimesh) -> np.ndarray:
+    """A mesh's vertex colours as float ``(n, 3)`` in [0, 1]; mid grey when it has none."""
+    visual = mesh.visual
+    if getattr(visual, "kind", None) == "vertex":
+        return np.asarray(visual.vertex_colors[:, :3], dtype=np.float32) / 255.0
+    return np.full((len(mesh.vertices), 3), 0.5, dtype=np.float32)

@@ -39,6 +39,7 @@ LAYERS: dict[str, dict[str, str]] = {
     "range": {"files": "range/{index:05d}.npy", "dtype": "float32", "unit": "scene units", "frame": "distance along the ray", "encoding": "NumPy .npy; 0 = no surface"},
     "confidence": {"files": "confidence/{index:05d}.npy", "dtype": "float32", "unit": "0..1", "frame": "image", "encoding": "NumPy .npy; accumulation * exp(-(spread / (tolerance * range))^2 / 2)"},
     "valid": {"files": "valid/{index:05d}.png", "dtype": "uint8", "unit": "255 = trusted, 0 = drop", "frame": "image", "encoding": "PNG; mask and confidence >= confidence_threshold"},
+    "depth_modes": {"files": "depth_modes/{index:05d}.npy", "dtype": "float16", "unit": "scene units; probability", "frame": "camera z-depth", "encoding": "NumPy .npy (H, W, K, 2): the K heaviest modes of ray termination as (z-depth, weight), heaviest first; weight 0 = no mode"},
     "object_id": {"files": "ids/{index:05d}.png", "dtype": "uint16", "unit": "object index + 1", "frame": "image", "encoding": "PNG; 0 = background"},
 }
 

@@ -1,0 +1,291 @@
+"""``nerfdata correspond``: dense correspondences between the views of a rendered dataset.
+
+The flow: read the dataset's cameras (``transforms.json``) and depth maps -> choose overlapping view
+pairs (:mod:`nerfdata.labels.pair_selection`) -> for each pair, draw ``per_pair`` surface pixels of
+view A (seeded per pair) and match them to view B through the field
+(:func:`nerfdata.labels.correspondences.match_pixels`) -> ``AAAAA_BBBBB.npz`` per pair, previews of
+the first pairs -> ``pairs.json`` last.
+
+``pairs.json`` marks a complete export: it is removed before anything else is written and written
+only after every pair, so an interrupted run never leaves an index pointing at a mix of old and new
+files. The same config and seed give byte-identical files.
+"""
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nerfdata.atomic import write_json_atomic
+from nerfdata.cameras import Camera
+from nerfdata.config import from_dict, to_dict
+from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.fields.base import Field
+from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.labels.correspondences import ARRAYS, write_matches
+from nerfdata.labels.matching import MatchConfig, Matches, MatchMode, match_pixels
+from nerfdata.labels.pair_selection import ViewPair, choose_pairs
+from nerfdata.render.renderer import RenderOptions
+from nerfdata.version import __version__
+from nerfdata.writers.images import read_depth_png, to_uint8, write_png
+from nerfdata.writers.manifest import read_manifest
+from nerfdata.writers.preview import colormap
+from nerfdata.writers.transforms import TransformsDataset, read_transforms
+
+__all__ = ["CorrespondJobConfig", "CorrespondResult", "dataset_depths", "run_correspond"]
+
+CONVENTIONS = {
+    "pairs": "a, b: indices of the two frames in the dataset's transforms.json frames list; matches go from a to b",
+    "files": "AAAAA_BBBBB.npz with a, b zero-padded to 5 digits",
+    "uv": "pixel coordinates, x right, y down, pixel centres at +0.5",
+    "rotation_deg": "angle of the relative rotation between the two cameras",
+    "baseline": "distance between the camera centres, scene units",
+    "overlap": "smaller of the shares of each view's surface pixels that the other sees (from rendered depth)",
+}
+
+
+@dataclass(frozen=True)
+class CorrespondJobConfig:
+    """A correspondence job: which field, which rendered dataset, how many pairs and matches."""
+
+    field: Path
+    """Checkpoint the dataset was rendered from: folder (field.json + field.safetensors) or its .json / .safetensors."""
+    dataset: Path
+    """Dataset written by nerfdata render (folder holding transforms.json and depth/)."""
+    out: Path | None = None
+    """Folder that receives correspondences/ (default: the dataset folder)."""
+    pairs: int = 20
+    """View pairs to match (fewer when fewer pairs overlap enough)."""
+    per_pair: int = 4096
+    """Pixels of view A matched per pair (all surface pixels when A has fewer)."""
+    mode: MatchMode = MatchConfig.mode
+    """Depth per pixel: a sample of the ray-termination distribution (NeRF-Supervision), or its median / mean."""
+    min_overlap: float = 0.3
+    """Smallest share of surface a pair must have in common to be chosen."""
+    depth_tolerance: float = MatchConfig.depth_tolerance
+    """Visibility window around a point in view B, relative to its distance; surfaces closer together
+    along B's ray than this (the two sides of a thin part) are not told apart."""
+    min_accumulation: float = MatchConfig.min_accumulation
+    """Both rays of a valid match must be at least this opaque."""
+    min_visibility: float = MatchConfig.min_visibility
+    """Weight view B's ray must put within the window around the point for a valid match."""
+    preview_pairs: int = 3
+    """Pairs drawn as preview images (two views side by side, match lines coloured by confidence)."""
+    num_steps: int | None = None
+    """Render steps along the box diagonal; default: the dataset's render setting (its manifest), else 1024."""
+    seed: int = 0
+    """Seed of the pair choice, the pixels drawn in view A and the depth samples."""
+
+    def __post_init__(self) -> None:
+        for name in ("pairs", "per_pair"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.preview_pairs < 0:
+            raise ConfigError(f"preview_pairs must be >= 0, got {self.preview_pairs}")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ConfigError(f"min_overlap must be in [0, 1], got {self.min_overlap}")
+        if self.num_steps is not None and self.num_steps < 1:
+            raise ConfigError(f"num_steps must be >= 1, got {self.num_steps}")
+        _ = self.match_config  # raises ConfigError naming a bad mode or threshold
+
+    @property
+    def match_config(self) -> MatchConfig:
+        return MatchConfig(self.mode, self.depth_tolerance, self.min_accumulation, self.min_visibility)
+
+
+@dataclass
+class CorrespondResult:
+    """What :func:`run_correspond` wrote."""
+
+    folder: Path
+    """The correspondences folder (holding pairs.json)."""
+    pairs: int
+    matches: int
+    valid: int
+    seconds: float
+
+    def describe(self) -> str:
+        share = self.valid / max(self.matches, 1)
+        return (f"{self.pairs} pairs, {self.matches:,} matches ({100 * share:.1f}% valid) in {self.seconds:.1f} s "
+                f"({self.pairs / max(self.seconds, 1e-9):.2f} pairs/s); written to {self.folder}")
+
+
+def dataset_depths(dataset: TransformsDataset) -> list[np.ndarray]:
+    """The float32 z-depth map of every frame: ``depth/NNNNN.npy`` beside its PNG when present, else the PNG.
+
+    Raises:
+        NerfDataError: a frame without depth, naming ``transforms.json`` and the frame.
+    """
+    depths = []
+    for index, frame in enumerate(dataset.frames):
+        where = f"{dataset.path} frame {index}"
+        if frame.depth_path is None:
+            raise NerfDataError(f"{where}: no depth_file_path; render the dataset with the depth output")
+        exact = frame.depth_path.with_suffix(".npy")
+        try:
+            if exact.is_file():
+                depth = np.load(exact, allow_pickle=False).astype(np.float32)
+            else:
+                # The PNG holds depth / depth_unit_scale_factor; read_depth_png assumes nerfdata's 1/1000.
+                depth = read_depth_png(frame.depth_path) * np.float32(dataset.depth_unit_scale_factor * 1000.0)
+        except (OSError, ValueError) as error:
+            raise NerfDataError(f"{where}: cannot read depth {frame.depth_path} ({error})") from None
+        k = frame.camera.intrinsics
+        if depth.shape != (k.height, k.width):
+            size = f"{depth.shape[1]}x{depth.shape[0]}"
+            raise NerfDataError(f"{where}: depth {exact.name} is {size}, the camera {k.width}x{k.height}")
+        depths.append(depth)
+    return depths
+
+
+def _render_options(dataset_dir: Path, num_steps: int | None) -> RenderOptions:
+    """The dataset's own ray-marching settings (so matches see the surfaces its depth maps show)."""
+    manifest = read_manifest(dataset_dir) or {}
+    render = manifest.get("config", {}).get("render") if manifest.get("kind") == "render" else None
+    options = RenderOptions()
+    if isinstance(render, dict):
+        options = from_dict(RenderOptions, render, f"{dataset_dir / 'manifest.json'} render")
+    return options if num_steps is None else replace(options, num_steps=num_steps)
+
+
+def _pair_generator(seed: int, a: int, b: int) -> torch.Generator:
+    """A generator for one pair, independent of which other pairs are matched."""
+    digest = hashlib.sha256(f"correspond/{seed}/{a}/{b}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
+
+
+def _pixels_of(depth: np.ndarray, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Up to ``count`` surface pixels (depth > 0) drawn without replacement, as pixel centres, row-major."""
+    rows, cols = np.nonzero(depth > 0)
+    if len(rows) > count:
+        keep = np.sort(torch.randperm(len(rows), generator=generator)[:count].numpy())
+        rows, cols = rows[keep], cols[keep]
+    return torch.from_numpy(np.stack([cols, rows], axis=-1).astype(np.float32) + 0.5)
+
+
+def _view_tile(image_path: Path, depth: np.ndarray) -> np.ndarray:
+    """A view's RGB as float ``(h, w, 3)``, or its colour-mapped depth when the image is not there."""
+    if image_path.suffix.lower() in (".png", ".jpg", ".jpeg") and image_path.is_file():
+        image = iio.imread(image_path)
+        return image[..., :3].astype(np.float64) / np.iinfo(image.dtype).max
+    surface = depth[depth > 0]
+    low, high = (float(surface.min()), float(surface.max())) if surface.size else (0.0, 1.0)
+    return colormap(depth, low, high, invalid=depth <= 0)
+
+
+def match_preview(tile_a: np.ndarray, tile_b: np.ndarray, matches: Matches, lines: int, seed: int) -> np.ndarray:
+    """Two views side by side (enlarged to about 256 pixels high) with up to ``lines`` valid matches
+    drawn as lines coloured by confidence (viridis, 0..1); returns uint8 ``(H, 2W, 3)``."""
+    h = max(tile_a.shape[0], tile_b.shape[0])
+    scale = max(1, math.ceil(256 / h))
+    canvas = np.ones((h, tile_a.shape[1] + tile_b.shape[1], 3))
+    canvas[: tile_a.shape[0], : tile_a.shape[1]] = tile_a
+    canvas[: tile_b.shape[0], tile_a.shape[1] :] = tile_b
+    image = Image.fromarray(to_uint8(canvas)).resize((canvas.shape[1] * scale, h * scale), Image.Resampling.NEAREST)
+    valid = matches.valid.nonzero()[:, 0].numpy()
+    chosen = np.random.default_rng(seed).choice(valid, size=min(lines, len(valid)), replace=False)
+    draw = ImageDraw.Draw(image)
+    colors = to_uint8(colormap(matches.confidence.numpy()[chosen].astype(np.float64), 0.0, 1.0))
+    for index, color in zip(np.sort(chosen), colors[np.argsort(chosen)]):
+        (xa, ya), (xb, yb) = matches.uv_a[index].tolist(), matches.uv_b[index].tolist()
+        start, end = (xa * scale, ya * scale), ((xb + tile_a.shape[1]) * scale, yb * scale)
+        draw.line([start, end], fill=tuple(int(c) for c in color), width=1)
+        for x, y in (start, end):
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], outline=tuple(int(c) for c in color))
+    return np.asarray(image)
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Remove pair files and previews of an earlier run that this run did not write."""
+    for path in [*folder.glob("?????_?????.npz"), *folder.glob("preview_?????_?????.png")]:
+        if path.name not in keep:
+            path.unlink()
+
+
+def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> CorrespondResult:
+    """Choose view pairs of ``config.dataset``, match them through ``config.field`` and write the export.
+
+    Raises:
+        NerfDataError: a dataset without transforms.json or depth, a bad checkpoint, no overlapping pair.
+    """
+    start = time.perf_counter()
+    dataset = read_transforms(config.dataset, require_images=False)  # images are only previewed
+    dataset_dir = dataset.path.parent
+    depths = dataset_depths(dataset)
+    cameras: list[Camera] = [frame.camera for frame in dataset.frames]
+    options = _render_options(dataset_dir, config.num_steps)
+    loaded = load_field(config.field)
+    field_ = loaded.field
+    occupancy = loaded.occupancy or occupancy_grid_from_density(field_.density, field_.aabb, 128)
+    pairs = choose_pairs(cameras, depths, config.pairs, config.min_overlap, config.seed)
+    folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pairs.json").unlink(missing_ok=True)
+    records: list[dict[str, Any]] = []
+    columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress) as progress:
+        task = progress.add_task("pairs", total=len(pairs), rate="")
+        for number, pair in enumerate(pairs):
+            record = _match_pair(config, folder, number, pair, cameras, depths, dataset, field_, options, occupancy)
+            records.append(record)
+            rate = (number + 1) / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=1, rate=f"{rate:.2f} pairs/s")
+    _remove_stale(folder, {r["file"] for r in records} | {r["preview"] for r in records if "preview" in r})
+    index = {
+        "nerfdata_version": __version__,
+        "kind": "correspondences",
+        "dataset": os.path.relpath(dataset.path, folder),
+        "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
+        "config": to_dict(config),
+        "seed": config.seed,
+        "render": to_dict(options),
+        "conventions": CONVENTIONS,
+        "arrays": ARRAYS,
+        "pairs": records,
+    }
+    write_json_atomic(folder / "pairs.json", index)
+    matches, valid = sum(r["matches"] for r in records), sum(r["valid"] for r in records)
+    return CorrespondResult(folder, len(records), matches, valid, time.perf_counter() - start)
+
+
+def _match_pair(
+    config: CorrespondJobConfig,
+    folder: Path,
+    number: int,
+    pair: ViewPair,
+    cameras: list[Camera],
+    depths: list[np.ndarray],
+    dataset: TransformsDataset,
+    field_: Field,
+    options: RenderOptions,
+    occupancy: OccupancyGrid,
+) -> dict[str, Any]:
+    """Match one pair, write its ``.npz`` (and preview); returns its ``pairs.json`` record."""
+    generator = _pair_generator(config.seed, pair.a, pair.b)
+    pixels = _pixels_of(depths[pair.a], config.per_pair, generator)
+    camera_a, camera_b = cameras[pair.a], cameras[pair.b]
+    matches = match_pixels(field_, camera_a, camera_b, pixels, config.match_config, options, occupancy, generator)
+    name = f"{pair.a:05d}_{pair.b:05d}"
+    write_matches(folder / f"{name}.npz", matches)
+    record: dict[str, Any] = {
+        "a": pair.a, "b": pair.b, "file": f"{name}.npz",
+        "rotation_deg": round(pair.rotation_deg, 4), "baseline": round(pair.baseline, 6),
+        "overlap": round(pair.overlap, 4),
+        "matches": len(matches.valid), "valid": int(matches.valid.sum()),
+    }
+    if number < config.preview_pairs:
+        tiles = [_view_tile(dataset.frames[i].image_path, depths[i]) for i in (pair.a, pair.b)]
+        record["preview"] = f"preview_{name}.png"
+        write_png(folder / record["preview"], match_preview(*tiles, matches, lines=64, seed=config.seed))
+    return record
