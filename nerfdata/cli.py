@@ -26,6 +26,7 @@ commands:
   scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
   correspond  dense correspondences between views of a rendered dataset: nerfdata correspond --field CKPT --dataset DIR
   mesh      extract a coloured mesh by marching cubes: nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
+  inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR | nerfdata inerf solve --field CKPT --targets DIR
   bench     print speed ratios measured side by side; writes benchmarks/results.json
 """
 
@@ -128,6 +129,49 @@ def _correspond(argv: Sequence[str]) -> None:
     print(run_correspond(config, show_progress=sys.stderr.isatty()).describe())
 
 
+INERF_USAGE = (
+    "usage: nerfdata inerf targets --field CKPT --out DIR [--num N] [--seed S] [--preset inerf|pinerf|custom] "
+    "[--rot-deg R] [--trans T] | nerfdata inerf solve --field CKPT --targets DIR [--iters 300] [--rays 2048] "
+    "[--sampling random|interest-points|interest-regions] [--hypotheses K] [--out results.json]"
+)
+
+
+def _inerf(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.inerf import (
+        InerfSolveConfig,
+        InerfTargetsConfig,
+        describe_results,
+        run_inerf_solve,
+        run_inerf_targets,
+    )
+
+    if not argv or argv[0] not in ("targets", "solve"):
+        if argv and argv[0] in ("-h", "--help"):
+            print(INERF_USAGE)
+            return
+        raise ConfigError(INERF_USAGE)
+    action, rest = argv[0], list(argv[1:])
+    if action == "targets":
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config", type=Path)
+        known, rest = pre.parse_known_args(rest)
+        if known.config is not None and not ("--help" in rest or "-h" in rest):
+            # A YAML of target keys (e.g. views: samplers as in render jobs) as defaults that flags override.
+            data = load_yaml(known.config)
+            for flag, key in (("--field", "field"),):
+                if flag in rest and key not in data:
+                    data[key] = rest[rest.index(flag) + 1]
+            defaults = from_dict(InerfTargetsConfig, data, str(known.config))
+            config = tyro.cli(InerfTargetsConfig, default=defaults, args=rest, prog="nerfdata inerf targets")
+        else:
+            config = tyro.cli(InerfTargetsConfig, args=rest, prog="nerfdata inerf targets")
+        print(f"targets written to {run_inerf_targets(config, show_progress=sys.stderr.isatty())}")
+        return
+    solve = tyro.cli(InerfSolveConfig, args=rest, prog="nerfdata inerf solve")
+    for line in describe_results(run_inerf_solve(solve, show_progress=sys.stderr.isatty())):
+        print(line)
+
+
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
 
@@ -141,6 +185,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "scene": _scene,
     "mesh": _mesh,
     "correspond": _correspond,
+    "inerf": _inerf,
     "bench": _bench,
 }
 

@@ -185,10 +185,11 @@ def load_pairs(
         min_confidence: Drop matches below this confidence.
         images: Also read both views' RGB images.
 
-    Example:
-        >>> for batch in load_pairs("renders/demo", batch_size=8, min_confidence=0.5):  # doctest: +SKIP
-        ...     da, db = sample_at(net(batch.image_a), batch.uv_a), sample_at(net(batch.image_b), batch.uv_b)
-        ...     loss = (batch.confidence * (da - db).pow(2).sum(-1)).mean()  # (b, n) weighted pull term
+    Example (a descriptor network ``net``; tests/test_correspondences.py runs the reader)::
+
+        for batch in load_pairs("renders/demo", batch_size=8, min_confidence=0.5):
+            da, db = sample_at(net(batch.image_a), batch.uv_a), sample_at(net(batch.image_b), batch.uv_b)
+            loss = (batch.confidence * (da - db).pow(2).sum(-1)).mean()  # (b, n) weighted pull term
     """
     if batch_size < 1 or matches_per_pair < 1:
         raise ConfigError(f"batch_size and matches_per_pair must be >= 1, got {batch_size}, {matches_per_pair}")

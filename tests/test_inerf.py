@@ -1,0 +1,268 @@
+"""Pose inversion: SE(3) updates, perturbation presets, the iNeRF solver, targets and their BOP twin."""
+
+import json
+import math
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl, validate_c2w
+from nerfdata.errors import ConfigError, NerfDataError, PoseError
+from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere
+from nerfdata.fields.occupancy import occupancy_grid_from_density
+from nerfdata.jobs.inerf import (
+    InerfSolveConfig,
+    InerfTargetsConfig,
+    describe_results,
+    hypothesis_starts,
+    read_targets,
+    run_inerf_solve,
+    run_inerf_targets,
+)
+from nerfdata.labels.inerf import SolverConfig, interest_points, sampling_pool, solve_pose
+from nerfdata.labels.pose_perturbation import (
+    Perturbation,
+    PerturbationConfig,
+    apply_perturbation,
+    draw_perturbations,
+    pose_errors,
+    se3_exp,
+)
+from nerfdata.render.renderer import RenderOptions, render_image
+from nerfdata.writers.bop import bop_camera_entry, bop_gt_entry
+
+FIELD = Path("scenes/analytic_demo")
+UP = torch.tensor([0.0, 1.0, 0.0])
+
+
+def targets_config(out: Path, **kwargs) -> InerfTargetsConfig:
+    base = dict(field=FIELD, out=out, num=2, seed=3, width=32, height=24, mesh_resolution=24)
+    return InerfTargetsConfig(**{**base, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def targets_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("inerf") / "targets"
+    run_inerf_targets(targets_config(out), show_progress=False)
+    return out
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------- poses
+
+
+def test_se3_update_stays_rigid():
+    xi = torch.randn(16, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2.0
+    transforms = se3_exp(xi)
+    rotations = transforms[:, :3, :3]
+    eye = torch.eye(3, dtype=torch.float64).expand_as(rotations)
+    assert torch.allclose(rotations.transpose(-1, -2) @ rotations, eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(rotations), torch.ones(16, dtype=torch.float64), atol=1e-12)
+    assert (transforms[:, 3] == torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).all()
+    # The rotation part is the axis-angle rotation of omega, as Rodrigues' formula says.
+    expected = torch.from_numpy(Rotation.from_rotvec(xi[:, 3:].numpy()).as_matrix())
+    assert torch.allclose(rotations, expected, atol=1e-10)
+    # Exact and differentiable at the identity (the solver starts there).
+    zero = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    se3_exp(zero)[:3, 3].sum().backward()
+    assert torch.allclose(zero.grad, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("preset,rot,trans", [("inerf", 40.0, 0.1), ("pinerf", 15.0, 0.25)])
+def test_presets_draw_within_their_ranges_and_errors_match_the_draw(preset, rot, trans):
+    gt = look_at_c2w_opengl(torch.tensor([0.0, 1.0, 3.0]), torch.zeros(3), UP).double()
+    draws = draw_perturbations(PerturbationConfig(preset), 200, torch.Generator().manual_seed(1))
+    for draw in draws:
+        assert draw.translation.abs().max() <= trans
+        if preset == "inerf":
+            assert abs(draw.description["angle_deg"]) <= rot and draw.rot_deg <= rot + 1e-9
+        else:
+            assert max(abs(a) for a in draw.description["euler_xyz_deg"]) <= rot
+        rot_err, trans_err = pose_errors(apply_perturbation(gt, draw), gt)
+        assert abs(rot_err.item() - draw.rot_deg) < 1e-5
+        assert abs(trans_err.item() - draw.translation.norm().item()) < 1e-9
+    assert max(d.rot_deg for d in draws) > 0.8 * rot  # the range is used, not a fraction of it
+    custom = draw_perturbations(PerturbationConfig("inerf", rot_deg=2.0, trans=0.01), 50, torch.Generator().manual_seed(2))
+    assert all(d.rot_deg <= 2.0 + 1e-9 and d.translation.abs().max() <= 0.01 for d in custom)
+
+
+# ------------------------------------------------------------------------------------- solver
+
+
+def _textured_field() -> AnalyticField:
+    # Smooth textures and a soft surface: the colour changes continuously with the sample position.
+    return AnalyticField(
+        [
+            Sphere((0.0, 0.0, 0.0), 0.5, Material(pattern="noise", frequency=1.5)),
+            Box((0.0, -0.6, 0.0), (1.0, 0.05, 1.0), Material(color=(0.9, 0.6, 0.3), pattern="stripes", frequency=1.0)),
+        ],
+        aabb=[[-1.1, -0.7, -1.1], [1.1, 0.6, 1.1]],
+        surface_width=0.01,
+    )
+
+
+def _rotated(gt: torch.Tensor, degrees: float, axis: tuple[float, float, float], shift: tuple[float, float, float]) -> torch.Tensor:
+    axis_ = np.asarray(axis) / np.linalg.norm(axis)
+    rotation = torch.from_numpy(Rotation.from_rotvec(axis_ * math.radians(degrees)).as_matrix())
+    return apply_perturbation(gt, Perturbation(rotation, torch.tensor(shift, dtype=torch.float64), degrees, {}))
+
+
+def test_solver_converges_and_keeps_the_best_hypothesis():
+    field = _textured_field()
+    occupancy = occupancy_grid_from_density(field.density, field.aabb, 32)
+    intrinsics = Intrinsics.from_fov(48, 48, 45.0)
+    gt = look_at_c2w_opengl(torch.tensor([0.5, 1.2, 2.6]), torch.zeros(3), UP).double()
+    target = render_image(field, Camera(gt.float(), intrinsics), RenderOptions(num_steps=256, normals=False), occupancy)
+    near = _rotated(gt, 5.0, (0.3, 0.8, -0.5), (0.03, -0.02, 0.02))
+    far = _rotated(gt, 60.0, (1.0, 0.0, 0.2), (0.3, 0.2, -0.1))
+    starts = torch.stack([far, near])  # both solved in one batch; the good one is not first
+    result = solve_pose(field, occupancy, target.rgb.numpy(), intrinsics, starts, SolverConfig(iters=100, rays=256, num_steps=256))
+    rot_err, trans_err = pose_errors(result.est_c2w, gt)
+    assert result.best == 1 and result.losses[1] < result.losses[0]
+    assert rot_err < 1.0 and trans_err < 0.03
+    assert pose_errors(near, gt)[1] > 0.04  # it did move the camera
+    for pose in result.final_c2w:
+        validate_c2w(pose)  # the update stays rigid
+
+
+def test_interest_sampling_pools():
+    image = np.ones((40, 40, 3))
+    image[10:30, 12:28] = 0.2  # a dark square: four corners
+    points = interest_points(image)
+    for corner in ((10, 12), (10, 27), (29, 12), (29, 27)):  # (row, col) of the square's corner pixels
+        assert np.abs(points - np.array(corner)).max(axis=1).min() <= 2
+    assert len(sampling_pool(image, "random")) == 1600
+    point_pool = sampling_pool(image, "interest-points", min_points=1)
+    region_pool = sampling_pool(image, "interest-regions", min_points=1)
+    assert set(point_pool.tolist()) <= set(region_pool.tolist())
+    # 3 dilations with a 5x5 kernel grow each point by 6 pixels each way: at most 13x13 per point.
+    assert len(point_pool) < len(region_pool) <= 169 * len(point_pool)
+    flat = np.ones((40, 40, 3))
+    assert len(sampling_pool(flat, "interest-regions")) == 1600  # textureless: falls back to every pixel
+
+
+# ------------------------------------------------------------------------------------- targets
+
+
+def test_targets_file(targets_dir):
+    document = json.loads((targets_dir / "inerf/targets.json").read_text())
+    assert document["perturbation"]["preset"] == "inerf" and document["meters_per_unit"] == 1.0
+    assert len(document["targets"]) == 2
+    for entry in document["targets"]:
+        assert set(entry) >= {"id", "image", "K", "width", "height", "gt_c2w", "init_c2w", "rot_perturb_deg", "trans_perturb", "seed"}
+        assert (targets_dir / entry["image"]).is_file()
+        gt, init = torch.tensor(entry["gt_c2w"], dtype=torch.float64), torch.tensor(entry["init_c2w"], dtype=torch.float64)
+        rot_err, trans_err = pose_errors(init, gt)
+        assert abs(rot_err.item() - entry["rot_perturb_deg"]) < 1e-4 and rot_err <= 40.0 + 1e-6
+        assert abs(trans_err.item() - np.linalg.norm(entry["trans_perturb"])) < 1e-6
+    _, targets = read_targets(targets_dir)
+    assert [t.id for t in targets] == [0, 1]
+
+
+def test_targets_with_the_same_seed_are_identical(targets_dir, tmp_path):
+    again = tmp_path / "again"
+    run_inerf_targets(targets_config(again), show_progress=False)
+    assert files_of(again) == files_of(targets_dir)
+    other = tmp_path / "other"
+    run_inerf_targets(targets_config(other, seed=4, mesh=False), show_progress=False)
+    assert files_of(other)["inerf/targets.json"] != files_of(targets_dir)["inerf/targets.json"]
+
+
+def test_bop_uses_millimetres_and_opencv_axes_by_hand():
+    # A camera 2 units in front of the origin on +z, looking at it; OpenCV axes: x right, y down.
+    c2w = look_at_c2w_opengl(torch.tensor([0.0, 0.0, 2.0]), torch.zeros(3), UP)
+    camera = Camera(c2w, Intrinsics(fl_x=100.0, fl_y=100.0, cx=32.0, cy=24.0, width=64, height=48))
+    entry = bop_gt_entry(camera, meters_per_unit=0.5)
+    R, t = np.array(entry["cam_R_m2c"]).reshape(3, 3), np.array(entry["cam_t_m2c"])
+    np.testing.assert_allclose(R, np.diag([1.0, -1.0, -1.0]), atol=1e-7)
+    np.testing.assert_allclose(t, [0.0, 0.0, 1000.0], atol=1e-4)  # 2 units of 0.5 m = 1000 mm
+    K = np.array(bop_camera_entry(camera, 1.0)["cam_K"]).reshape(3, 3)
+    point_mm = np.array([0.1, 0.2, 0.0]) * 500.0  # world (0.1, 0.2, 0) in millimetres: up and right
+    u, v, w = K @ (R @ point_mm + t)
+    # By hand: camera coordinates (50, -100, 1000) mm -> u = 32 + 100 * 0.05, v = 24 - 100 * 0.1.
+    assert (u / w, v / w) == pytest.approx((37.0, 14.0))
+
+
+def test_bop_files_agree_with_targets(targets_dir):
+    document = json.loads((targets_dir / "inerf/targets.json").read_text())
+    scene = targets_dir / "test/000001"
+    scene_gt = json.loads((scene / "scene_gt.json").read_text())
+    scene_camera = json.loads((scene / "scene_camera.json").read_text())
+    for entry in document["targets"]:
+        key = str(entry["id"])
+        K = np.array(scene_camera[key]["cam_K"]).reshape(3, 3)
+        np.testing.assert_allclose(K, np.array(entry["K"]), atol=1e-6)
+        R = np.array(scene_gt[key][0]["cam_R_m2c"]).reshape(3, 3)
+        t = np.array(scene_gt[key][0]["cam_t_m2c"])
+        gt = np.array(entry["gt_c2w"])
+        # A pixel's surface point from the BOP depth, back to the world with the targets' pose ...
+        depth_mm = iio.imread(scene / f"depth/{int(key):06d}.png").astype(np.float64) * scene_camera[key]["depth_scale"]
+        rows, cols = np.nonzero(depth_mm)
+        r, c = rows[len(rows) // 2], cols[len(cols) // 2]
+        z = depth_mm[r, c] / 1000.0  # scene units (metres here)
+        ray_gl = np.array([(c + 0.5 - K[0, 2]) / K[0, 0], -(r + 0.5 - K[1, 2]) / K[1, 1], -1.0])
+        world = gt[:3, :3] @ (ray_gl * z) + gt[:3, 3]
+        # ... projects to the same pixel with BOP's model-to-camera (millimetres, OpenCV).
+        cam = R @ (world * 1000.0) + t
+        assert cam[2] > 0
+        assert (cam[0] / cam[2] * K[0, 0] + K[0, 2], cam[1] / cam[2] * K[1, 1] + K[1, 2]) == pytest.approx((c + 0.5, r + 0.5), abs=1e-3)
+        assert iio.imread(targets_dir / entry["image"]).shape == (24, 32, 3)
+    mesh = trimesh.load(targets_dir / "models/obj_000001.ply")
+    info = json.loads((targets_dir / "models/models_info.json").read_text())["1"]
+    extent_mm = np.ptp(np.asarray(mesh.vertices), axis=0)
+    assert extent_mm.max() > 1000.0  # the demo scene spans metres: the model is in millimetres
+    assert info["size_x"] == pytest.approx(extent_mm[0]) and info["diameter"] >= extent_mm.max()
+
+
+def test_solve_job_writes_results(targets_dir, tmp_path):
+    out = tmp_path / "results.json"
+    config = InerfSolveConfig(field=FIELD, targets=targets_dir, out=out, iters=3, rays=64, num_steps=128, hypotheses=3)
+    results = run_inerf_solve(config, show_progress=False)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    assert 0.0 <= results["success_rate"] <= 1.0 and results["criteria"]["rot_deg"] == 5.0
+    _, targets = read_targets(targets_dir)
+    for record, target in zip(results["targets"], targets):
+        assert set(record) >= {"id", "est_c2w", "rot_err_deg", "trans_err", "iters", "seconds"}
+        assert len(record["start_c2w"]) == 3 and record["start_c2w"][0] == target.init_c2w.tolist()
+        validate_c2w(torch.tensor(record["est_c2w"]))
+    assert torch.equal(hypothesis_starts(config, targets[0]), hypothesis_starts(config, targets[0]))
+    assert describe_results(results)[0].startswith("success rate ")
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_gives_clear_errors(targets_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(targets_dir, broken)
+    document = json.loads((broken / "inerf/targets.json").read_text())
+    (broken / document["targets"][1]["image"]).unlink()
+    with pytest.raises(NerfDataError, match="target 1: image .* is missing"):
+        read_targets(broken)
+    scaled = json.loads(json.dumps(document))
+    scaled["targets"][0]["gt_c2w"][0][0] *= 2.0
+    (broken / "inerf/targets.json").write_text(json.dumps(scaled))
+    with pytest.raises(PoseError, match="target 0 gt_c2w: rotation is not orthonormal"):
+        read_targets(broken)
+    with pytest.raises(NerfDataError, match="no inerf targets"):
+        read_targets(tmp_path / "nowhere")
+    with pytest.raises(NerfDataError, match="not empty"):
+        run_inerf_targets(targets_config(targets_dir), show_progress=False)
+    with pytest.raises(ConfigError, match="rot_deg must be"):
+        targets_config(tmp_path / "x", rot_deg=-5.0)
+    with pytest.raises(ConfigError, match="custom"):
+        targets_config(tmp_path / "x", preset="custom", rot_deg=5.0)
+    with pytest.raises(ConfigError, match="iters must be"):
+        InerfSolveConfig(field=FIELD, targets=targets_dir, iters=0)
+    with pytest.raises(ConfigError, match="hypotheses"):
+        InerfSolveConfig(field=FIELD, targets=targets_dir, hypotheses=0)
