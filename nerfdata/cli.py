@@ -167,7 +167,8 @@ def _inerf(argv: Sequence[str]) -> None:
             config = tyro.cli(InerfTargetsConfig, args=rest, prog="nerfdata inerf targets")
         print(f"targets written to {run_inerf_targets(config, show_progress=sys.stderr.isatty())}")
         return
-    solve = tyro.cli(InerfSolveConfig, args=rest, prog="nerfdata inerf solve")
+    # Solver options are flags of their own (--iters, not --solver.iters).
+    solve = tyro.cli(tyro.conf.OmitArgPrefixes[InerfSolveConfig], args=rest, prog="nerfdata inerf solve")
     for line in describe_results(run_inerf_solve(solve, show_progress=sys.stderr.isatty())):
         print(line)
 

@@ -107,3 +107,28 @@ def test_train_usage_and_unknown_command(capsys):
     assert run(capsys, "paint")[0] == 2
     status, captured = run(capsys, "--help")
     assert status == 0 and "render" in captured.out and "train" in captured.out
+
+
+def test_inerf_targets_then_solve(tmp_path, capsys):
+    out = tmp_path / "targets"
+    views = tmp_path / "views.yaml"  # target views from render samplers, in a --config YAML
+    views.write_text("views:\n  - orbit: {count: 2, radius: 3.2, elevation_deg: 30.0, target: [0.0, -0.2, 0.0]}\n")
+    common = ("--field", "scenes/analytic_demo")
+    status, captured = run(
+        capsys, "inerf", "targets", "--config", str(views), *common, "--out", str(out), "--num", "2",
+        "--width", "16", "--height", "12", "--num-steps", "128", "--no-mesh", "--preset", "pinerf",
+    )
+    assert status == 0 and "targets.json" in captured.out, captured.err
+    document = json.loads((out / "inerf/targets.json").read_text())
+    assert [t["view"] for t in document["targets"]] == ["orbit[0]", "orbit[1]"]
+    assert document["perturbation"]["preset"] == "pinerf"
+    status, captured = run(capsys, "inerf", "solve", *common, "--targets", str(out), "--iters", "2", "--rays", "16", "--num-steps", "64")
+    assert status == 0 and captured.out.startswith("success rate "), captured.err
+    assert json.loads((out / "inerf/results.json").read_text())["config"]["solver"]["iters"] == 2
+
+
+def test_inerf_bad_input_is_one_line(tmp_path, capsys):
+    status, captured = run(capsys, "inerf", "fly")
+    assert status == 2 and captured.err.count("\n") == 1 and "usage: nerfdata inerf targets" in captured.err
+    status, captured = run(capsys, "inerf", "solve", "--field", "scenes/analytic_demo", "--targets", str(tmp_path / "nowhere"))
+    assert status == 2 and "no inerf targets" in captured.err and captured.err.count("\n") == 1

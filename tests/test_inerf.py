@@ -124,9 +124,11 @@ def test_solver_converges_and_keeps_the_best_hypothesis():
     near = _rotated(gt, 5.0, (0.3, 0.8, -0.5), (0.03, -0.02, 0.02))
     far = _rotated(gt, 60.0, (1.0, 0.0, 0.2), (0.3, 0.2, -0.1))
     starts = torch.stack([far, near])  # both solved in one batch; the good one is not first
-    result = solve_pose(field, occupancy, target.rgb.numpy(), intrinsics, starts, SolverConfig(iters=100, rays=256, num_steps=256))
+    config = SolverConfig(iters=100, rays=256, num_steps=256, halving_steps=25)
+    result = solve_pose(field, occupancy, target.rgb.numpy(), intrinsics, starts, config)
     rot_err, trans_err = pose_errors(result.est_c2w, gt)
     assert result.best == 1 and result.losses[1] < result.losses[0]
+    assert result.steps == [25, 100]  # successive halving set the far start aside at the first halving
     assert rot_err < 1.0 and trans_err < 0.03
     assert pose_errors(near, gt)[1] > 0.04  # it did move the camera
     for pose in result.final_c2w:
@@ -224,7 +226,8 @@ def test_bop_files_agree_with_targets(targets_dir):
 
 def test_solve_job_writes_results(targets_dir, tmp_path):
     out = tmp_path / "results.json"
-    config = InerfSolveConfig(field=FIELD, targets=targets_dir, out=out, iters=3, rays=64, num_steps=128, hypotheses=3)
+    solver = SolverConfig(iters=3, rays=64, num_steps=128)
+    config = InerfSolveConfig(field=FIELD, targets=targets_dir, out=out, solver=solver, hypotheses=3)
     results = run_inerf_solve(config, show_progress=False)
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     assert 0.0 <= results["success_rate"] <= 1.0 and results["criteria"]["rot_deg"] == 5.0
@@ -263,6 +266,6 @@ def test_bad_input_gives_clear_errors(targets_dir, tmp_path):
     with pytest.raises(ConfigError, match="custom"):
         targets_config(tmp_path / "x", preset="custom", rot_deg=5.0)
     with pytest.raises(ConfigError, match="iters must be"):
-        InerfSolveConfig(field=FIELD, targets=targets_dir, iters=0)
+        SolverConfig(iters=0)
     with pytest.raises(ConfigError, match="hypotheses"):
         InerfSolveConfig(field=FIELD, targets=targets_dir, hypotheses=0)

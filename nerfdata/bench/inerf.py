@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from nerfdata.jobs.inerf import InerfSolveConfig, InerfTargetsConfig, run_inerf_solve, run_inerf_targets
-from nerfdata.labels.inerf import SamplingStrategy
+from nerfdata.labels.inerf import SamplingStrategy, SolverConfig
 from nerfdata.labels.pose_perturbation import PresetName
 
 __all__ = ["PUBLISHED", "inerf_benchmark", "inerf_table"]
@@ -43,9 +43,10 @@ def inerf_benchmark(
         run_inerf_targets(InerfTargetsConfig(field=scene, out=targets, num=num, seed=seed, preset=preset, mesh=False), show_progress)
         for sampling in samplings:
             for count in hypotheses:
+                solver = SolverConfig(iters=iters, rays=rays, sampling=sampling, num_steps=num_steps)
                 config = InerfSolveConfig(
-                    field=scene, targets=targets, out=Path(tmp) / f"results_{sampling}_{count}.json", iters=iters,
-                    rays=rays, sampling=sampling, hypotheses=count, num_steps=num_steps,
+                    field=scene, targets=targets, out=Path(tmp) / f"results_{sampling}_{count}.json", solver=solver,
+                    hypotheses=count,
                 )
                 results = run_inerf_solve(config, show_progress)
                 records = results["targets"]

@@ -11,6 +11,7 @@ from rich.table import Table
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
+from nerfdata.bench.inerf import inerf_benchmark, inerf_table
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
 from nerfdata.bench.quality import scene_quality, shipped_scenes
 from nerfdata.version import __version__
@@ -104,6 +105,14 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     ]
     if correspondence_rows:
         console.print(correspondence_table(correspondence_rows))
+    # A slice of benchmarks/inerf.py (which runs 50 targets per scene and every sampling strategy).
+    inerf_rows = [
+        row
+        for scene in shipped_scenes()[:1 if quick else None]
+        for row in inerf_benchmark(scene, num=2 if quick else 10, samplings=("random",), hypotheses=(1, 4), iters=30 if quick else 300)
+    ]
+    if inerf_rows:
+        console.print(inerf_table(inerf_rows))
     results = {
         "nerfdata_version": __version__,
         "quick": quick,
@@ -113,6 +122,7 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
         "quality": quality_rows,
         "mesh": mesh_rows,
         "correspondences": correspondence_rows,
+        "inerf": inerf_rows,
     }
     if out is not None:
         write_json_atomic(out, results)

@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import LoadedField, load_field
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
-from nerfdata.labels.inerf import SamplingStrategy, SolverConfig, solve_pose
+from nerfdata.labels.inerf import SolverConfig, solve_pose
 from nerfdata.labels.pose_perturbation import (
     PerturbationConfig,
     PresetName,
@@ -130,19 +131,14 @@ class InerfSolveConfig:
     """Targets root (holding inerf/targets.json), its inerf/ folder, or the targets.json file."""
     out: Path | None = None
     """results.json path; None: inerf/results.json beside targets.json."""
-    iters: int = 300
-    rays: int = 2048
-    sampling: SamplingStrategy = "random"
+    solver: SolverConfig = dataclass_field(default_factory=SolverConfig)
+    """Steps, rays per step, sampling strategy, learning rate, halving of hypotheses (flags without prefix)."""
     hypotheses: int = 1
     """Start poses per target solved together: the stored one, and hypotheses - 1 drawn around it."""
     hypothesis_rot_deg: float = 30.0
     """Rotation range (random axis) of the extra hypotheses around the stored start pose."""
     hypothesis_trans: float = 0.1
     """Translation range per axis (scene units) of the extra hypotheses."""
-    num_steps: int = 512
-    """Render samples along the box diagonal while solving."""
-    lr: float = 0.01
-    lr_decay: float = 0.8
     success_rot_deg: float = 5.0
     success_trans: float = 0.05
     """Success: rotation error below success_rot_deg and camera-centre error below this (scene units)."""
@@ -157,14 +153,6 @@ class InerfSolveConfig:
         if not (self.success_rot_deg > 0 and self.success_trans > 0):
             raise ConfigError("success_rot_deg and success_trans must be positive")
         PerturbationConfig("custom", self.hypothesis_rot_deg, self.hypothesis_trans)  # validates the ranges
-        self.solver  # noqa: B018  validates iters, rays, sampling, lr now
-
-    @property
-    def solver(self) -> SolverConfig:
-        return SolverConfig(
-            iters=self.iters, rays=self.rays, sampling=self.sampling, lr=self.lr, lr_decay=self.lr_decay,
-            num_steps=self.num_steps,
-        )
 
 
 # ------------------------------------------------------------------------------------- targets
@@ -413,6 +401,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
                 "init_rot_err_deg": init_rot,
                 "init_trans_err": init_trans,
                 "best_hypothesis": result.best,
+                "hypothesis_steps": result.steps,
                 "hypothesis_losses": [float(v) for v in result.losses],
                 "start_c2w": [_matrix(s) for s in starts],
             })

@@ -11,14 +11,22 @@ keeps empty space free.
 
 Several hypotheses (start poses) of one target are solved together: their rays are concatenated
 into one batch and rendered in one forward pass; each hypothesis has its own ``xi`` (Adam's update
-is per parameter, so summing their losses solves them independently). The estimate is the
-hypothesis with the lowest photometric loss at the end.
+is per parameter, so summing their losses solves them independently). Every ``halving_steps``
+steps the worse half of the hypotheses still running (by their mean loss over the last steps,
+all measured on the same pixels) is set aside, so K hypotheses cost about twice one, not K times
+(successive halving). The estimate is the hypothesis with the lowest photometric loss at the end,
+judged on a fresh batch of pixels from the whole image.
+
+The field is frozen while solving (its parameters need no gradient): the backward pass only
+carries gradients to the sample positions, and from them to the poses.
 
 Ray batches come from a sampling strategy on the target image: ``random`` (every pixel),
 ``interest-points`` (Harris corners, iNeRF's keypoint sampling) or ``interest-regions`` (those
 points dilated 3 times with a 5x5 kernel, as the reference PyTorch ports do).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -55,9 +63,15 @@ class SolverConfig:
     """Render samples along the field's box diagonal."""
     min_points: int = 64
     """Fewer interest points than this: fall back to random sampling (textureless target)."""
+    halving_steps: int = 75
+    """Every this many steps the worse half of the running hypotheses stops (0: all run to the end)."""
+    halving_window: int = 10
+    """Hypotheses are ranked by their mean loss over this many recent steps (single batches are noisy)."""
 
     def __post_init__(self) -> None:
-        for name in ("iters", "rays", "num_steps"):
+        if self.halving_steps < 0:
+            raise ConfigError(f"solver halving_steps must be >= 0, got {self.halving_steps}")
+        for name in ("iters", "rays", "num_steps", "halving_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"solver {name} must be >= 1, got {getattr(self, name)}")
         if self.sampling not in _SAMPLINGS:
@@ -74,6 +88,9 @@ class SolveResult:
     best: int
     final_c2w: Float[Tensor, "hypotheses 4 4"]
     losses: Float[Tensor, " hypotheses"]
+    """Photometric loss of each final pose on the judging batch."""
+    steps: list[int]
+    """Steps each hypothesis ran before it was set aside (the survivor runs all ``iters``)."""
     iters: int
 
 
@@ -173,28 +190,58 @@ def solve_pose(
     hypotheses = len(start)
     target = torch.as_tensor(np.asarray(target_rgb), dtype=torch.float32).reshape(-1, 3)
     pool = sampling_pool(np.asarray(target_rgb), config.sampling, config.min_points)
-    # One forward pass for every hypothesis: the chunk holds all their rays.
+    # One forward pass for every running hypothesis: the chunk holds all their rays.
     options = RenderOptions(
         num_steps=config.num_steps, normals=False, background=background,
         chunk_rays=max(8192, hypotheses * config.rays),
     )
     xi = torch.zeros(hypotheses, 6, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([xi], lr=config.lr)
-    for step in range(config.iters):
-        optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** (step / 100.0)
-        pixels = _draw(pool, config.rays, generator)
-        losses = _photometric_losses(field_, occupancy, start @ se3_exp(xi), intrinsics, pixels, target, options)
-        if losses.requires_grad:  # else no ray of any hypothesis met the field: nothing to learn from
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-    with torch.no_grad():
-        final = start @ se3_exp(xi)
-        # Judge hypotheses on every pixel strategy-independently, so a sparse pool cannot mislead.
-        pixels = _draw(torch.arange(len(target)), max(config.rays, 4096), generator)
-        losses = _photometric_losses(field_, occupancy, final, intrinsics, pixels, target, replace(options, chunk_rays=8192))
+    running = torch.arange(hypotheses)
+    history = torch.zeros(0, hypotheses, dtype=torch.float64)  # recent losses, (steps, hypotheses)
+    steps = [config.iters] * hypotheses
+    final = start.clone()
+    with _frozen(field_):
+        for step in range(config.iters):
+            if config.halving_steps and step and step % config.halving_steps == 0 and len(running) > 1:
+                recent = history[-config.halving_window :, running].mean(dim=0)
+                keep = recent.argsort()[: (len(running) + 1) // 2].sort().values
+                for dropped in set(running.tolist()) - set(running[keep].tolist()):
+                    steps[dropped] = step
+                    final[dropped] = (start[dropped] @ se3_exp(xi[dropped])).detach()
+                running = running[keep]
+            optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** (step / 100.0)
+            pixels = _draw(pool, config.rays, generator)
+            poses = start[running] @ se3_exp(xi[running])
+            losses = _photometric_losses(field_, occupancy, poses, intrinsics, pixels, target, options)
+            row = torch.full((1, hypotheses), float("inf"), dtype=torch.float64)
+            row[0, running] = losses.detach().double()
+            history = torch.cat([history[-config.halving_window + 1 :], row])
+            if losses.requires_grad:  # else no ray of any hypothesis met the field: nothing to learn from
+                optimizer.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                optimizer.step()
+        with torch.no_grad():
+            final[running] = start[running] @ se3_exp(xi[running])
+            # Judge hypotheses on pixels from the whole image, whatever the strategy, so a sparse pool cannot mislead.
+            pixels = _draw(torch.arange(len(target)), max(config.rays, 4096), generator)
+            judge = replace(options, chunk_rays=8192)
+            losses = _photometric_losses(field_, occupancy, final, intrinsics, pixels, target, judge)
     best = int(losses.argmin())
-    return SolveResult(est_c2w=final[best], best=best, final_c2w=final, losses=losses, iters=config.iters)
+    return SolveResult(est_c2w=final[best], best=best, final_c2w=final, losses=losses, steps=steps, iters=config.iters)
+
+
+@contextmanager
+def _frozen(module: torch.nn.Module) -> Iterator[None]:
+    """No parameter of ``module`` requires grad inside; the previous flags come back after."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def _draw(pool: Tensor, count: int, generator: torch.Generator) -> Tensor:
