@@ -25,7 +25,7 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     scenes = args.scenes or [*shipped_scenes(), Path("scenes/analytic_demo")]
-    console = Console()
+    console = Console(width=170)
     rows = []
     for scene in scenes:
         rows += correspondence_quality(scene, pairs=args.pairs, per_pair=args.per_pair, views=args.views)

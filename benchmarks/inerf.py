@@ -34,6 +34,6 @@ if __name__ == "__main__":
             scene, num=args.num, preset=args.preset, samplings=args.sampling, hypotheses=args.hypotheses,
             iters=args.iters, rays=args.rays, num_steps=args.num_steps,
         )
-    Console().print(inerf_table(rows))
+    Console(width=170).print(inerf_table(rows))
     if args.json is not None:
         write_json_atomic(args.json, rows)

@@ -10,4 +10,4 @@ from nerfdata.bench.quality import scene_quality, shipped_scenes
 from nerfdata.bench.runner import quality_table
 
 if __name__ == "__main__":
-    Console().print(quality_table([scene_quality(scene) for scene in shipped_scenes()]))
+    Console(width=170).print(quality_table([scene_quality(scene) for scene in shipped_scenes()]))

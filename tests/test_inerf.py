@@ -162,9 +162,16 @@ def test_targets_file(targets_dir):
         assert set(entry) >= {"id", "image", "K", "width", "height", "gt_c2w", "init_c2w", "rot_perturb_deg", "trans_perturb", "seed"}
         assert (targets_dir / entry["image"]).is_file()
         gt, init = torch.tensor(entry["gt_c2w"], dtype=torch.float64), torch.tensor(entry["init_c2w"], dtype=torch.float64)
-        rot_err, trans_err = pose_errors(init, gt)
+        rot_err, _ = pose_errors(init, gt)
         assert abs(rot_err.item() - entry["rot_perturb_deg"]) < 1e-4 and rot_err <= 40.0 + 1e-6
-        assert abs(trans_err.item() - np.linalg.norm(entry["trans_perturb"])) < 1e-6
+        # The start orbits the pivot (on gt's optical axis): before the shift, the pivot is on the start's axis too.
+        pivot = torch.tensor(entry["pivot"], dtype=torch.float64)
+        gt_cam = torch.linalg.inv(gt) @ torch.cat([pivot, torch.ones(1, dtype=torch.float64)])
+        assert gt_cam[:2].abs().max() < 1e-9 and 0.5 < -gt_cam[2] < 8.0  # at the depth of the scene it sees
+        orbit = init.clone()
+        orbit[:3, 3] -= torch.tensor(entry["trans_perturb"], dtype=torch.float64)
+        start_cam = torch.linalg.inv(orbit) @ torch.cat([pivot, torch.ones(1, dtype=torch.float64)])
+        assert torch.allclose(start_cam, gt_cam, atol=1e-9)
     _, targets = read_targets(targets_dir)
     assert [t.id for t in targets] == [0, 1]
 
@@ -236,7 +243,11 @@ def test_solve_job_writes_results(targets_dir, tmp_path):
         assert set(record) >= {"id", "est_c2w", "rot_err_deg", "trans_err", "iters", "seconds"}
         assert len(record["start_c2w"]) == 3 and record["start_c2w"][0] == target.init_c2w.tolist()
         validate_c2w(torch.tensor(record["est_c2w"]))
-    assert torch.equal(hypothesis_starts(config, targets[0]), hypothesis_starts(config, targets[0]))
+    starts = hypothesis_starts(config, targets[0], depth=2.0)
+    assert torch.equal(starts, hypothesis_starts(config, targets[0], depth=2.0))
+    pivot = targets[0].init_c2w[:3, 3] - 2.0 * targets[0].init_c2w[:3, 2]  # 2 units ahead of the stored start
+    distances = (starts[:, :3, 3] - pivot).norm(dim=-1)  # extra starts orbit it (then shift by at most 0.1 per axis)
+    assert ((distances - 2.0).abs() <= 0.1 * 3**0.5 + 1e-9).all() and not torch.equal(starts[1], starts[0])
     assert describe_results(results)[0].startswith("success rate ")
 
 

@@ -31,12 +31,13 @@ from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import LoadedField, load_field
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
-from nerfdata.labels.inerf import SolverConfig, solve_pose
+from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.pose_perturbation import (
     PerturbationConfig,
     PresetName,
     apply_perturbation,
     draw_perturbations,
+    look_at_point,
     pose_errors,
 )
 from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
@@ -62,7 +63,7 @@ CONVENTIONS = {
     "poses": "camera-to-world 4x4 (gt_c2w, init_c2w), OpenGL camera axes (x right, y up, looking down -z), world frame and units of the field",
     "K": "3x3 pinhole intrinsics in pixels, pixel centres at +0.5",
     "image": "path relative to the targets root (the folder holding inerf/)",
-    "perturbation": "start pose = ground truth rotated about the camera centre (world frame) then its centre shifted by trans_perturb (world units)",
+    "perturbation": "start pose = ground truth rotated (world frame) about pivot, the point on its optical axis at the median depth it sees, then its centre shifted by trans_perturb (world units)",
     "rot_perturb_deg": "geodesic angle between the start and ground-truth rotations, degrees",
     "bop": "test/000001 and models/: world = model frame in millimetres (meters_per_unit * 1000 per scene unit); cam_R_m2c, cam_t_m2c world-to-camera with OpenCV axes",
 }
@@ -234,7 +235,9 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
             seed = _seed_of(config.seed, index)
             perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
             gt = camera.c2w_opengl.double()
-            init = validate_c2w(apply_perturbation(gt, perturbation), f"target {index} start pose").double()
+            pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
+            init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
+            validate_c2w(init, f"target {index} start pose")
             cameras.append(camera)
             rgbs.append(to_uint8(image.rgb.numpy()))
             depths.append(image.depth_median.numpy())
@@ -247,6 +250,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
                 "init_c2w": _matrix(init),
                 "rot_perturb_deg": perturbation.rot_deg,
                 "trans_perturb": [float(v) for v in perturbation.translation],
+                "pivot": [float(v) for v in pivot],
                 "perturbation": perturbation.description,
                 "seed": seed,
                 "view": view.label,
@@ -351,14 +355,19 @@ def _load_target_image(target: Target) -> np.ndarray:
     return image[..., :3].astype(np.float32) / 255.0
 
 
-def hypothesis_starts(config: InerfSolveConfig, target: Target) -> torch.Tensor:
-    """Start poses ``(hypotheses, 4, 4)``: the stored one first, then draws around it (seeded by the target)."""
+def hypothesis_starts(config: InerfSolveConfig, target: Target, depth: float) -> torch.Tensor:
+    """Start poses ``(hypotheses, 4, 4)``: the stored one first, then draws around it (seeded by the target).
+
+    The draws orbit the stored start pose about the point it looks at, ``depth`` along its axis
+    (what the start view sees: the solver knows nothing of the ground truth).
+    """
     extra = draw_perturbations(
         PerturbationConfig("custom", config.hypothesis_rot_deg, config.hypothesis_trans),
         config.hypotheses - 1,
         torch.Generator().manual_seed(target.seed + 1),
     )
-    return torch.stack([target.init_c2w, *(apply_perturbation(target.init_c2w, p) for p in extra)])
+    pivot = look_at_point(target.init_c2w, depth)
+    return torch.stack([target.init_c2w, *(apply_perturbation(target.init_c2w, p, pivot) for p in extra)])
 
 
 def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -379,7 +388,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
         solved = 0
         for target in targets:
             image = _load_target_image(target)
-            starts = hypothesis_starts(config, target)
+            options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
+            starts = hypothesis_starts(config, target, pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, options))
             start_time = time.perf_counter()
             result = solve_pose(
                 loaded.field, occupancy, image, target.intrinsics, starts, config.solver,

@@ -1,9 +1,13 @@
 """iNeRF: recover a camera pose by inverting a frozen radiance field.
 
 The pose of each hypothesis is its start pose times a learned SE(3) update in exponential
-coordinates, ``c2w = c2w_start @ exp([xi])`` (the update acts in the camera frame, so rotations turn
-the camera about its own centre and stay well conditioned whatever the distance to the world
-origin). Each step renders a batch of rays through the current poses, compares them with the
+coordinates, acting in the camera's axes about a pivot on its optical axis at the depth of what it
+sees: ``c2w = c2w_start @ D @ exp([xi]) @ D^-1`` with ``D`` the shift to the pivot. Pivoting makes the
+coordinates match what the image shows: a rotation orbits the camera around the scene (which side
+of it we see, the weak direction), a translation slides the scene across the image (the strong
+one). With the update about the camera's own centre both of these mix rotation and translation,
+and the solver crawls along the valley between them: the start rotation is recovered while the
+camera centre drifts. Each step renders a batch of rays through the current poses, compares them with the
 target pixels (mean squared error, the photometric loss) and takes an Adam step on ``xi`` with
 iNeRF's schedule, ``lr = 0.01 * 0.8 ** (step / 100)``. Gradients flow from the composited colour
 through the sample positions ``origin + t * direction`` to the pose; the renderer's occupancy grid
@@ -11,10 +15,10 @@ keeps empty space free.
 
 Several hypotheses (start poses) of one target are solved together: their rays are concatenated
 into one batch and rendered in one forward pass; each hypothesis has its own ``xi`` (Adam's update
-is per parameter, so summing their losses solves them independently). Every ``halving_steps``
-steps the worse half of the hypotheses still running (by their mean loss over the last steps,
-all measured on the same pixels) is set aside, so K hypotheses cost about twice one, not K times
-(successive halving). The estimate is the hypothesis with the lowest photometric loss at the end,
+is per parameter, so summing their losses solves them independently). They share the step's ray
+budget, and every ``halving_steps`` steps the worse half of the hypotheses still running (by their
+mean loss over the last steps, all measured on the same pixels) is set aside (successive
+halving): K hypotheses cost about as much as one, and the survivor ends with the full budget. The estimate is the hypothesis with the lowest photometric loss at the end,
 judged on a fresh batch of pixels from the whole image.
 
 The field is frozen while solving (its parameters need no gradient): the backward pass only
@@ -35,14 +39,22 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfdata.cameras import Intrinsics, Rays, camera_rays
+from nerfdata.cameras import Camera, Intrinsics, Rays, camera_rays
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.pose_perturbation import se3_exp
-from nerfdata.render.renderer import RenderOptions, render_rays
+from nerfdata.render.renderer import RenderOptions, render_image, render_rays
 
-__all__ = ["SamplingStrategy", "SolveResult", "SolverConfig", "interest_points", "sampling_pool", "solve_pose"]
+__all__ = [
+    "SamplingStrategy",
+    "SolveResult",
+    "SolverConfig",
+    "interest_points",
+    "pivot_depth",
+    "sampling_pool",
+    "solve_pose",
+]
 
 SamplingStrategy = Literal["random", "interest-points", "interest-regions"]
 _SAMPLINGS = ("random", "interest-points", "interest-regions")
@@ -54,7 +66,7 @@ class SolverConfig:
 
     iters: int = 300
     rays: int = 2048
-    """Rays per step (per hypothesis; all hypotheses see the same pixels)."""
+    """Rays per step, shared by the running hypotheses (each renders the same ``rays // running`` pixels)."""
     sampling: SamplingStrategy = "random"
     lr: float = 0.01
     lr_decay: float = 0.8
@@ -91,6 +103,8 @@ class SolveResult:
     """Photometric loss of each final pose on the judging batch."""
     steps: list[int]
     """Steps each hypothesis ran before it was set aside (the survivor runs all ``iters``)."""
+    pivot_depth: list[float]
+    """Per hypothesis, the depth along the optical axis its updates pivot about (scene units)."""
     iters: int
 
 
@@ -131,6 +145,32 @@ def sampling_pool(
 
         mask = binary_dilation(mask, structure=np.ones((5, 5), dtype=bool), iterations=3)
     return torch.from_numpy(np.flatnonzero(mask))
+
+
+def pivot_depth(
+    field_: Field, occupancy: OccupancyGrid | None, c2w: Float[Tensor, "4 4"], intrinsics: Intrinsics, options: RenderOptions
+) -> float:
+    """Median z-depth of what a camera sees (a coarse render), the pivot of its pose updates.
+
+    Seeing nothing, the depth of the field's box centre (at least a tenth of the box diagonal).
+    """
+    coarse = intrinsics.scaled(min(1.0, 32 / max(intrinsics.width, intrinsics.height)))
+    with torch.no_grad():
+        image = render_image(field_, Camera(c2w.float(), coarse), replace(options, normals=False), occupancy)
+    hit = image.accumulation > 0.5
+    if hit.any():
+        return float(image.depth_median[hit].median())
+    centre_cam = torch.linalg.inv(c2w.double()) @ torch.cat([field_.aabb.double().mean(0), torch.ones(1, dtype=torch.float64)])
+    return max(float(-centre_cam[2]), 0.1 * field_.extent)
+
+
+def _pivoted(start: Tensor, depth: Tensor, xi: Tensor) -> Tensor:
+    """``start @ D @ exp([xi]) @ D^-1``, ``D`` the shift by ``depth`` along each camera's -z axis."""
+    shift = torch.eye(4, dtype=start.dtype).repeat(len(start), 1, 1)
+    shift[:, 2, 3] = -depth
+    unshift = shift.clone()
+    unshift[:, 2, 3] = depth
+    return start @ shift @ se3_exp(xi) @ unshift
 
 
 def _rays_of(c2w: Tensor, intrinsics: Intrinsics, pixels_xy: Tensor) -> Rays:
@@ -193,8 +233,9 @@ def solve_pose(
     # One forward pass for every running hypothesis: the chunk holds all their rays.
     options = RenderOptions(
         num_steps=config.num_steps, normals=False, background=background,
-        chunk_rays=max(8192, hypotheses * config.rays),
+        chunk_rays=max(8192, config.rays),
     )
+    depth = torch.tensor([pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64)
     xi = torch.zeros(hypotheses, 6, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([xi], lr=config.lr)
     running = torch.arange(hypotheses)
@@ -208,11 +249,11 @@ def solve_pose(
                 keep = recent.argsort()[: (len(running) + 1) // 2].sort().values
                 for dropped in set(running.tolist()) - set(running[keep].tolist()):
                     steps[dropped] = step
-                    final[dropped] = (start[dropped] @ se3_exp(xi[dropped])).detach()
+                    final[dropped] = _pivoted(start[dropped, None], depth[dropped, None], xi[dropped, None])[0].detach()
                 running = running[keep]
             optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** (step / 100.0)
-            pixels = _draw(pool, config.rays, generator)
-            poses = start[running] @ se3_exp(xi[running])
+            pixels = _draw(pool, max(1, config.rays // len(running)), generator)
+            poses = _pivoted(start[running], depth[running], xi[running])
             losses = _photometric_losses(field_, occupancy, poses, intrinsics, pixels, target, options)
             row = torch.full((1, hypotheses), float("inf"), dtype=torch.float64)
             row[0, running] = losses.detach().double()
@@ -222,13 +263,16 @@ def solve_pose(
                 losses.sum().backward()
                 optimizer.step()
         with torch.no_grad():
-            final[running] = start[running] @ se3_exp(xi[running])
+            final[running] = _pivoted(start[running], depth[running], xi[running])
             # Judge hypotheses on pixels from the whole image, whatever the strategy, so a sparse pool cannot mislead.
             pixels = _draw(torch.arange(len(target)), max(config.rays, 4096), generator)
             judge = replace(options, chunk_rays=8192)
             losses = _photometric_losses(field_, occupancy, final, intrinsics, pixels, target, judge)
     best = int(losses.argmin())
-    return SolveResult(est_c2w=final[best], best=best, final_c2w=final, losses=losses, steps=steps, iters=config.iters)
+    return SolveResult(
+        est_c2w=final[best], best=best, final_c2w=final, losses=losses, steps=steps, pivot_depth=depth.tolist(),
+        iters=config.iters,
+    )
 
 
 @contextmanager

@@ -2,10 +2,16 @@
 
 Conventions: poses are camera-to-world 4x4 with OpenGL camera axes (``c2w_opengl``), float64.
 A twist ``xi = (rho, omega)`` (translation part first, as in Lynch and Park's ``[S]theta``) maps to
-a rigid transform by the matrix exponential of its 4x4 hat matrix. Perturbations rotate a camera
-about its own centre (world-frame rotation applied to the camera's orientation) and shift its centre
-by a world-frame translation, so the rotation and translation errors of the start pose are exactly
-the drawn angle and shift.
+a rigid transform by the matrix exponential of its 4x4 hat matrix.
+
+A perturbation rotates the camera pose by a world-frame rotation about a pivot and then shifts its
+centre by a world-frame translation. The pivot is the point the camera looks at (on its optical
+axis, at the depth of what it sees), so the rotation orbits the camera around the scene and the
+scene stays in view: this is what iNeRF's reference implementations do, whose left-multiplied
+rotations turn the pose about the world origin at the centre of their object-centric scenes.
+The rotation error of the start pose is exactly the drawn angle; its camera-centre error is the
+orbit's displacement plus the drawn translation. Without a pivot the camera turns about its own
+centre and the camera-centre error is exactly the translation.
 
 Presets (every draw seeded by a ``torch.Generator``):
 
@@ -35,6 +41,7 @@ __all__ = [
     "PerturbationConfig",
     "apply_perturbation",
     "draw_perturbations",
+    "look_at_point",
     "pose_errors",
     "se3_exp",
     "se3_hat",
@@ -146,12 +153,32 @@ def draw_perturbations(config: PerturbationConfig, count: int, generator: torch.
     return draws
 
 
-def apply_perturbation(c2w_opengl: Float[Tensor, "4 4"], perturbation: Perturbation) -> Float[Tensor, "4 4"]:
-    """Rotate the camera about its own centre (world frame) and shift its centre."""
+def apply_perturbation(
+    c2w_opengl: Float[Tensor, "4 4"], perturbation: Perturbation, pivot: Float[Tensor, "3"] | None = None
+) -> Float[Tensor, "4 4"]:
+    """Rotate the camera pose about ``pivot`` (world frame; None: its own centre), then shift its centre.
+
+    Example:
+        >>> quarter = Perturbation(torch.from_numpy(Rotation.from_euler("y", 90, degrees=True).as_matrix()),
+        ...                        torch.zeros(3, dtype=torch.float64), 90.0, {})
+        >>> moved = apply_perturbation(torch.eye(4, dtype=torch.float64), quarter, pivot=torch.tensor([0.0, 0.0, -2.0]))
+        >>> [round(v, 6) + 0.0 for v in moved[:3, 3].tolist()]  # orbited a quarter turn about the pivot
+        [2.0, 0.0, -2.0]
+    """
     c2w = c2w_opengl.double().clone()
+    centre = c2w[:3, 3].clone()
     c2w[:3, :3] = perturbation.rotation @ c2w[:3, :3]
-    c2w[:3, 3] = c2w[:3, 3] + perturbation.translation
+    if pivot is not None:
+        pivot = pivot.double()
+        centre = pivot + perturbation.rotation @ (centre - pivot)
+    c2w[:3, 3] = centre + perturbation.translation
     return c2w
+
+
+def look_at_point(c2w_opengl: Float[Tensor, "4 4"], depth: float) -> Float[Tensor, "3"]:
+    """The world point on a camera's optical axis at z-depth ``depth`` (OpenGL: the camera looks down -z)."""
+    c2w = c2w_opengl.double()
+    return c2w[:3, 3] - depth * c2w[:3, 2]
 
 
 def pose_errors(
