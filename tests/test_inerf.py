@@ -149,6 +149,11 @@ def test_interest_sampling_pools():
     assert len(point_pool) < len(region_pool) <= 169 * len(point_pool)
     flat = np.ones((40, 40, 3))
     assert len(sampling_pool(flat, "interest-regions")) == 1600  # textureless: falls back to every pixel
+    # A render of a smooth-textured object has enough keypoints not to fall back (Harris corners did).
+    field = _textured_field()
+    camera = Camera(look_at_c2w_opengl(torch.tensor([0.5, 1.2, 2.6]), torch.zeros(3), UP), Intrinsics.from_fov(96, 96, 45.0))
+    render = render_image(field, camera, RenderOptions(num_steps=128, normals=False)).rgb.numpy()
+    assert len(interest_points(render)) >= 64 and len(sampling_pool(render, "interest-points")) < 96 * 96
 
 
 # ------------------------------------------------------------------------------------- targets
