@@ -72,5 +72,11 @@ def test_load_yaml_errors(tmp_path):
 
 
 def test_every_shipped_config_parses():
-    for path in Path("configs").glob("*.yaml"):
+    from nerfdata.jobs.inerf import InerfTargetsConfig
+
+    renders, targets = sorted(Path("configs").glob("*.yaml")), sorted(Path("configs/inerf").glob("*.yaml"))
+    assert renders and targets
+    for path in renders:
         from_dict(RenderJobConfig, load_yaml(path), str(path))
+    for path in targets:  # nerfdata inerf targets --config configs/inerf/NAME.yaml
+        assert from_dict(InerfTargetsConfig, load_yaml(path), str(path)).views

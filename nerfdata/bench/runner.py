@@ -13,6 +13,7 @@ from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
+from nerfdata.bench.nerfstudio import nerfstudio_available, nerfstudio_benchmark, nerfstudio_table
 from nerfdata.bench.quality import scene_quality, shipped_scenes
 from nerfdata.version import __version__
 
@@ -124,6 +125,9 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
         "correspondences": correspondence_rows,
         "inerf": inerf_rows,
     }
+    if nerfstudio_available():  # the [nerfstudio] extra, in its own environment
+        results["nerfstudio"] = nerfstudio_benchmark(views=1 if quick else 3, mesh_resolution=64 if quick else 128)
+        console.print(nerfstudio_table(results["nerfstudio"]))
     if out is not None:
         write_json_atomic(out, results)
         console.print(f"figures written to {out}")

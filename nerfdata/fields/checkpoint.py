@@ -68,10 +68,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     elif path.suffix == ".json":
         json_path = path
     elif path.suffix in (".yml", ".yaml"):
-        raise CheckpointError(
-            f"{path}: nerfstudio run configs are not supported by this version of nerfdata; "
-            "pass a nerfdata checkpoint (a folder with field.json and field.safetensors)"
-        )
+        raise CheckpointError(f"{path}: a nerfstudio run config holds no nerfdata checkpoint; load it with load_field")
     else:
         raise CheckpointError(
             f"{path}: not a checkpoint; expected a folder holding field.json and field.safetensors, "
@@ -215,9 +212,16 @@ def _check_state(tensors_path: Path, field_: Field, tensors: dict[str, torch.Ten
 def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedField:
     """Load a checkpoint saved by :func:`save_field` (folder, ``.json`` or ``.safetensors`` path).
 
+    A nerfstudio run's ``config.yml`` (or ``.yaml``) loads as a
+    :class:`~nerfdata.fields.nerfstudio.NerfstudioField` (needs the ``[nerfstudio]`` extra).
+
     Raises:
         CheckpointError: the files are missing, corrupt, modified, or do not match each other.
     """
+    if Path(path).suffix in (".yml", ".yaml"):
+        from nerfdata.fields.nerfstudio import load_nerfstudio_loaded_field
+
+        return load_nerfstudio_loaded_field(path, device)
     json_path, _ = resolve_checkpoint(path)
     description = _read_description(json_path)
     tensors_path, tensors = _read_tensors(json_path, description)

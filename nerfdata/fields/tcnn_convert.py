@@ -9,7 +9,7 @@ run without tiny-cuda-nn, on a CPU:
   of the tiny-cuda-nn grid, whose flat table nerfdata's hash grid reads as is (nerfdata follows
   tiny-cuda-nn's layout; nerfstudio's own PyTorch fallback does not: no dense levels, another
   resolution formula, no half-cell offset, so its weights are not interchangeable with these).
-* :func:`convert_tcnn_mlp`: a ``FullyFusedMLP`` / ``CutlassMLP`` vector into ``nn.Linear`` weights
+* :func:`convert_tcnn_mlp`: a ``FullyFusedMLP`` vector (widths 16 to 128) into ``nn.Linear`` weights
   and the first layer's bias. tiny-cuda-nn stores each layer's ``(out, in)`` matrix row-major, one
   after the other, with the input width padded to a multiple of 16 (tiny-cuda-nn fills the padded
   inputs with ones, so their columns act as a bias) and the output padded to a multiple of 16.

@@ -302,7 +302,11 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         "complete": False,
         "config": resolved,
         "config_hash": job_hash,
-        "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
+        "field": {
+            "path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type,
+            # A nerfstudio field's normalisation, undone so that every layer is in the data's frame.
+            **{k: v for k, v in loaded.metadata.items() if k == "dataparser_transform"},
+        },
         "seed": config.seed,
         "conventions": CONVENTIONS,
         "layers": _layer_specs(config),

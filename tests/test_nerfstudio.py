@@ -1,0 +1,364 @@
+"""nerfstudio checkpoints as fields: the shipped nerfacto run of the mug scene, frames, parity, bad input."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip(
+    "nerfstudio", reason="needs the [nerfstudio] extra (own venv with CUDA-build torch); .ci/run runs these in .venv-ci-ns"
+)
+
+from nerfdata.cameras import Camera  # noqa: E402
+from nerfdata.errors import CheckpointError  # noqa: E402
+from nerfdata.fields.checkpoint import load_field  # noqa: E402
+from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio  # noqa: E402
+from nerfdata.scenes.dataset import scene_cameras  # noqa: E402
+from nerfdata.scenes.groundtruth import MeshRaycaster  # noqa: E402
+from nerfdata.scenes.meshes import build_meshes  # noqa: E402
+from nerfdata.scenes.recipe import load_recipe  # noqa: E402
+
+RUN = Path(__file__).resolve().parents[1] / "scenes" / "mug" / "nerfacto"
+CONFIG = RUN / "config.yml"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_field(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def test_camera() -> Camera:
+    """The mug scene's first test view at half resolution (64 x 64)."""
+    camera = scene_cameras(load_recipe(RUN.parent))["test"][0]
+    return Camera(camera.c2w_opengl, camera.intrinsics.scaled(0.5))
+
+
+def nerfstudio_camera(field: NerfstudioField, camera: Camera):
+    """The same camera as nerfstudio sees it: pose mapped by the dataparser transform."""
+    from nerfstudio.cameras.cameras import Cameras
+
+    k = camera.intrinsics
+    return Cameras(
+        camera_to_worlds=field.frame.c2w_to_nerfstudio(camera.c2w_opengl)[None],
+        fx=k.fl_x, fy=k.fl_y, cx=k.cx, cy=k.cy, width=k.width, height=k.height,
+    )
+
+
+def test_the_shipped_run_loads_as_a_field_in_the_data_frame(loaded):
+    field = loaded.field
+    assert isinstance(field, NerfstudioField) and field.field_type == "nerfstudio"
+    assert loaded.metadata["method"] == "nerfacto" and loaded.metadata["source"] == "nerfstudio"
+    assert len(loaded.sha256) == 64 and loaded.json_path == CONFIG
+    assert not any(p.requires_grad for p in field.parameters())
+    # The box is nerfstudio's scene box mapped back: it holds the mug (about 1 unit across) and the cameras (2.4 away).
+    assert (field.aabb[0] < -2.0).all() and (field.aabb[1] > 2.0).all()
+    assert loaded.metadata["dataparser_transform"]["scale"] == pytest.approx(field.frame.scale)
+
+
+def test_point_queries_are_the_model_field_mapped_to_world_units(loaded):
+    """density(x) = scale * sigma_ns(x_ns) and the same colour, for world points and directions."""
+    from nerfstudio.cameras.rays import Frustums, RaySamples
+    from nerfstudio.field_components.field_heads import FieldHeadNames
+
+    field = loaded.field
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2000, 3, generator=generator) * 1.4 - 0.7
+    d = torch.nn.functional.normalize(torch.randn(2000, 3, generator=generator), dim=-1)
+    with torch.no_grad():
+        sigma, rgb = field.query(x, d)
+        frame = field.frame
+        zeros = torch.zeros(2000, 1)
+        frustums = Frustums(
+            origins=(x @ frame.rotation.T + frame.translation) * frame.scale, directions=d @ frame.rotation.T,
+            starts=zeros, ends=zeros, pixel_area=torch.ones_like(zeros),
+        )
+        samples = RaySamples(frustums=frustums, camera_indices=torch.zeros(2000, 1, dtype=torch.long))
+        outputs = field.model.field(samples)
+    torch.testing.assert_close(sigma, outputs[FieldHeadNames.DENSITY][:, 0] * frame.scale, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rgb, outputs[FieldHeadNames.RGB], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(field.density(x), sigma, rtol=0, atol=0)
+    assert sigma.max() > 10.0  # the mug is there, and dense
+
+
+def test_the_models_own_render_matches_nerfstudio_for_the_same_camera(loaded, test_camera):
+    """nerfdata rays in the data frame, rendered by the model's proposal sampler, against get_outputs_for_camera.
+
+    RGB agrees to 1e-3 everywhere. Depth and accumulation agree to 1e-3 on 99% of the surface
+    pixels: the proposal sampler resamples from the previous stage's weights, so the 1e-7
+    difference between nerfdata's rays and nerfstudio's own (float32 rounding) moves samples on
+    silhouette pixels (measured: the same happens when nerfstudio's own rays are mapped to the data
+    frame and back).
+    """
+    field = loaded.field
+    rays = test_camera.rays()
+    ours = render_rays_nerfstudio(field, rays)
+    theirs = field.model.get_outputs_for_camera(nerfstudio_camera(field, test_camera))
+    assert ours.rgb.shape == (len(rays), 3)
+    assert (ours.rgb - theirs["rgb"].reshape(-1, 3)).abs().max() < 1e-3
+    surface = (theirs["accumulation"].reshape(-1) > 0.5) & (ours.range_median < field.extent)
+    assert surface.float().mean() > 0.1
+    for name, key in (("depth_median", "depth"), ("depth_expected", "expected_depth")):
+        their_depth = theirs[key].reshape(-1) / field.frame.scale * rays.z_per_range  # normalised range -> z-depth
+        error = (getattr(ours, name) - their_depth).abs()[surface]
+        assert (error < 1e-3).float().mean() > 0.99, name
+        assert error.max() < 0.05, name
+    assert ((ours.accumulation - theirs["accumulation"].reshape(-1)).abs() < 1e-3).float().mean() > 0.99
+
+
+def test_depth_is_z_depth_in_the_scenes_units(loaded, test_camera):
+    """Against the exact ray-cast depth of the scene the run was trained on (original frame, scene units)."""
+    recipe = load_recipe(RUN.parent)
+    truth = MeshRaycaster(build_meshes(recipe)).render(test_camera, recipe.light)
+    ours = render_rays_nerfstudio(loaded.field, test_camera.rays())
+    depth = ours.depth_median.reshape(truth.depth.shape).numpy()
+    hit = truth.mask & (ours.accumulation.reshape(truth.depth.shape).numpy() > 0.5)
+    assert hit.mean() > 0.1
+    error = abs(depth[hit] - truth.depth[hit])
+    assert float(sorted(error)[len(error) // 2]) < 0.05  # median error: 5 cm of a 2.4 m viewing distance
+
+
+def test_dataparser_frame_matches_nerfstudios_own_dataparser(loaded, tmp_path):
+    """nerfstudio's dataparser, run on the training cameras, gives the poses our frame gives."""
+    import json
+
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+    from PIL import Image
+
+    meta = json.loads((RUN.parent / "cameras.json").read_text())
+    # All 120 frames, as in training: nerfstudio centres and scales on every pose before splitting.
+    for frame in meta["frames"]:
+        frame["file_path"] = f"images/{Path(frame['file_path']).name}"
+        for key in ("mask_path", "depth_file_path"):
+            frame.pop(key, None)
+    for key in ("train_filenames", "val_filenames", "test_filenames"):
+        meta.pop(key, None)
+    (tmp_path / "images").mkdir()
+    for frame in meta["frames"]:
+        Image.new("RGB", (frame["w"], frame["h"])).save(tmp_path / frame["file_path"])
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    parser = NerfstudioDataParserConfig(data=tmp_path, train_split_fraction=1.0).setup()
+    outputs = parser.get_dataparser_outputs("train")
+    frame = loaded.field.frame
+    assert outputs.dataparser_scale == pytest.approx(frame.scale, rel=1e-6)
+    world = torch.tensor([f["transform_matrix"] for f in meta["frames"]], dtype=torch.float32)
+    torch.testing.assert_close(frame.c2w_to_nerfstudio(world), outputs.cameras.camera_to_worlds, rtol=0, atol=1e-5)
+    centres = world[:, :3, 3]
+    torch.testing.assert_close(frame.from_nerfstudio(frame.to_nerfstudio(centres)), centres, rtol=0, atol=1e-5)
+
+
+def test_loads_from_anywhere_without_the_training_data(tmp_path, monkeypatch):
+    """The checkpoint is found beside config.yml, whatever the current folder; no image is read."""
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(RUN, copy)
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "data").exists()
+    loaded = load_field(copy / "config.yml")
+    assert loaded.metadata["checkpoint"].startswith(str(copy))
+
+
+def test_a_missing_checkpoint_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "run").mkdir()
+    for name in ("config.yml", "dataparser_transforms.json"):
+        shutil.copy(RUN / name, tmp_path / "run" / name)
+    with pytest.raises(CheckpointError, match="checkpoint folder not found") as error:
+        load_field(tmp_path / "run" / "config.yml")
+    assert "\n" not in str(error.value)
+
+
+def test_an_unsupported_method_is_one_clear_error(tmp_path):
+    shutil.copytree(RUN, tmp_path / "run")
+    config = tmp_path / "run" / "config.yml"
+    text = config.read_text().replace(
+        "nerfstudio.models.nerfacto.NerfactoModel", "nerfstudio.models.splatfacto.SplatfactoModel"
+    )
+    config.write_text(text.replace("method_name: nerfacto", "method_name: splatfacto"))
+    with pytest.raises(CheckpointError, match="method 'splatfacto' .* is not supported") as error:
+        load_field(config)
+    assert "\n" not in str(error.value)
+
+
+def test_a_config_that_would_run_code_is_refused(tmp_path):
+    shutil.copytree(RUN, tmp_path / "run")
+    config = tmp_path / "run" / "config.yml"
+    config.write_text("!!python/object/apply:os.system ['echo pwned > " + str(tmp_path / "pwned") + "']\n")
+    with pytest.raises(CheckpointError, match="not a readable nerfstudio config"):
+        load_field(config)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_missing_dataparser_transform_is_refused(tmp_path):
+    shutil.copytree(RUN, tmp_path / "run")
+    (tmp_path / "run" / "dataparser_transforms.json").unlink()
+    with pytest.raises(CheckpointError, match="dataparser_transforms.json: not found"):
+        load_field(tmp_path / "run" / "config.yml")
+
+
+def test_a_checkpoint_with_a_misshapen_tensor_is_refused(tmp_path):
+    shutil.copytree(RUN, tmp_path / "run")
+    (checkpoint,) = (tmp_path / "run" / "nerfstudio_models").glob("step-*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["pipeline"]["_model.field.mlp_head.layers.0.weight"] = torch.zeros(3, 3)
+    torch.save(state, checkpoint)
+    with pytest.raises(CheckpointError, match="mlp_head.layers.0.weight' has shape"):
+        load_field(tmp_path / "run" / "config.yml")
+
+
+def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Replace the shipped run's PyTorch hash grids and MLPs by random tiny-cuda-nn vectors, as a GPU run stores them."""
+    from nerfdata.fields.nerfstudio_tcnn import hash_grid_config_of
+    from nerfdata.fields.tcnn_convert import tcnn_mlp_num_params
+
+    (checkpoint,) = (run / "nerfstudio_models").glob("step-*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    pipeline = state["pipeline"]
+    loaded = load_field(run / "config.yml")
+    model = loaded.field.model
+    vectors = {}
+
+    def grid_size(encoding) -> int:
+        return hash_grid_config_of(encoding).num_params
+
+    def mlp_size(mlp) -> int:
+        return tcnn_mlp_num_params(mlp.in_dim, mlp.layer_width, mlp.num_layers - 1, mlp.out_dim)
+
+    def drop(prefix: str) -> None:
+        for key in [k for k in pipeline if k.startswith(f"_model.{prefix}.")]:
+            del pipeline[key]
+
+    base = model.field.mlp_base.model
+    vectors["field.mlp_base.model.params"] = torch.randn(mlp_size(base[1]) + grid_size(base[0]), generator=generator) * 0.1
+    drop("field.mlp_base.model")
+    vectors["field.mlp_head.tcnn_encoding.params"] = torch.randn(mlp_size(model.field.mlp_head), generator=generator) * 0.1
+    drop("field.mlp_head")
+    for i, network in enumerate(model.proposal_networks):
+        grid = torch.randn(grid_size(network.encoding), generator=generator) * 0.1
+        vectors[f"proposal_networks.{i}.encoding.tcnn_encoding.params"] = grid
+        vectors[f"proposal_networks.{i}.mlp_base.0.tcnn_encoding.params"] = grid
+        head = torch.randn(mlp_size(network.mlp_base[1]), generator=generator)
+        vectors[f"proposal_networks.{i}.mlp_base.1.tcnn_encoding.params"] = head
+        drop(f"proposal_networks.{i}.encoding")
+        drop(f"proposal_networks.{i}.mlp_base")
+    pipeline.update({f"_model.{key}": value for key, value in vectors.items()})
+    torch.save(state, checkpoint)
+    return vectors
+
+
+def test_a_tiny_cuda_nn_checkpoint_computes_what_tiny_cuda_nn_computes(tmp_path):
+    """A checkpoint holding tcnn vectors loads on the CPU and its density is tiny-cuda-nn's, by its layout rules."""
+    from tests.test_tcnn_convert import tcnn_mlp_forward
+
+    from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode_reference
+    from nerfdata.fields.nerfstudio_tcnn import TcnnHashGrid, TcnnSphericalHarmonics
+
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    vectors = tcnn_checkpoint(run, torch.Generator().manual_seed(0))
+    field = load_field(run / "config.yml").field
+    modules = list(field.model.modules())
+    assert sum(isinstance(m, TcnnHashGrid) for m in modules) == 1 + len(field.model.proposal_networks)
+    assert any(isinstance(m, TcnnSphericalHarmonics) for m in modules)
+
+    x = torch.rand(300, 3, generator=torch.Generator().manual_seed(1)) - 0.5
+    grid = field.model.field.mlp_base.model[0].encoder.config
+    hidden = field.model.field.mlp_base.model[1]
+    n_mlp = 16 * 64 + 64 * 16  # 16 grid features -> 64 -> 16 (1 density + 15 geometry features)
+    assert hidden.in_dim == grid.output_dim == 16
+    with torch.no_grad():
+        positions = (field.model.field.spatial_distortion(field.frame.to_nerfstudio(x)) + 2.0) / 4.0
+        params = vectors["field.mlp_base.model.params"]
+        features = hash_grid_encode_reference(positions, params[n_mlp:], grid)
+        out = tcnn_mlp_forward(params[:n_mlp], features, [16, 64, 16], 16)
+        expected = field.model.field.average_init_density * torch.exp(out[:, 0]) * field.frame.scale
+        torch.testing.assert_close(field.density(x), expected, rtol=1e-4, atol=1e-6)
+    assert isinstance(grid, HashGridConfig) and grid.num_levels == 8
+
+
+def test_a_tiny_cuda_nn_vector_of_the_wrong_size_is_refused(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    tcnn_checkpoint(run, torch.Generator().manual_seed(0))
+    (checkpoint,) = (run / "nerfstudio_models").glob("step-*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["pipeline"]["_model.field.mlp_head.tcnn_encoding.params"] = torch.zeros(100)
+    torch.save(state, checkpoint)
+    with pytest.raises(CheckpointError, match="mlp_head: tiny-cuda-nn MLP has"):
+        load_field(run / "config.yml")
+
+
+def test_nerfdatas_renderer_agrees_with_nerfstudios_and_gives_normals(loaded, test_camera):
+    """nerfdata's own sampler on the field (bounded box, occupancy grid) against the model's proposal sampler."""
+    from nerfdata.fields.occupancy import occupancy_grid_from_density
+    from nerfdata.render.renderer import RenderOptions, render_image
+
+    field = loaded.field
+    camera = Camera(test_camera.c2w_opengl, test_camera.intrinsics.scaled(0.5))  # 32 x 32
+    occupancy = occupancy_grid_from_density(field.density, field.aabb, 64)
+    image = render_image(field, camera, RenderOptions(num_steps=512), occupancy)
+    theirs = render_rays_nerfstudio(field, camera.rays())
+    assert (image.rgb.reshape(-1, 3) - theirs.rgb).abs().mean() < 0.02
+    surface = (image.accumulation.reshape(-1) > 0.5) & (theirs.accumulation > 0.5)
+    assert surface.float().mean() > 0.1
+    assert (image.depth_median.reshape(-1) - theirs.depth_median).abs()[surface].median() < 0.01
+    normals = image.normal.reshape(-1, 3)[surface]
+    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(len(normals)), rtol=0, atol=1e-3)
+
+
+def test_every_command_takes_a_nerfstudio_config(tmp_path, capsys):
+    """--field config.yml through the CLI (mesh here); a bad run folder is one line and status 2."""
+    from nerfdata.cli import main
+
+    out = tmp_path / "mug.ply"
+    assert main(["mesh", "--field", str(CONFIG), "--out", str(out), "--resolution", "24"]) == 0
+    assert out.stat().st_size > 0
+    (tmp_path / "run").mkdir()
+    shutil.copy(CONFIG, tmp_path / "run" / "config.yml")
+    capsys.readouterr()
+    assert main(["mesh", "--field", str(tmp_path / "run" / "config.yml"), "--out", str(tmp_path / "x.ply")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "dataparser_transforms.json: not found" in error and "\n" not in error
+
+
+def test_a_rendered_dataset_is_read_by_nerfstudios_dataparser(tmp_path):
+    """`nerfdata render` writes a transforms.json that nerfstudio's nerfstudio-data parser reads as is."""
+    import json
+
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from nerfdata.config import from_dict
+    from nerfdata.jobs.render import RenderJobConfig, run_render
+
+    job = {
+        "field": "scenes/analytic_demo", "out": str(tmp_path / "demo"),
+        "views": [{"orbit": {"count": 4, "radius": 3.2, "elevation_deg": 30.0, "target": [0.0, -0.2, 0.0]}}],
+        "camera": {"width": 24, "height": 20, "fov_deg": 45.0}, "render": {"num_steps": 128},
+    }
+    out = run_render(from_dict(RenderJobConfig, job, "test"), show_progress=False)
+    written = json.loads((out / "transforms.json").read_text())
+    parser = NerfstudioDataParserConfig(data=out, train_split_fraction=1.0, orientation_method="none",
+                                        center_method="none", auto_scale_poses=False).setup()
+    outputs = parser.get_dataparser_outputs("train")
+    assert [p.name for p in outputs.image_filenames] == [Path(f["file_path"]).name for f in written["frames"]]
+    assert all(Path(p).is_file() for p in outputs.metadata["depth_filenames"])
+    assert outputs.metadata["depth_unit_scale_factor"] == pytest.approx(0.001)
+    poses = torch.tensor([f["transform_matrix"] for f in written["frames"]], dtype=torch.float32)[:, :3]
+    torch.testing.assert_close(outputs.cameras.camera_to_worlds, poses, rtol=0, atol=1e-5)  # no frame change asked
+    assert float(outputs.cameras.fx[0]) == pytest.approx(written["frames"][0].get("fl_x", written.get("fl_x")))
+
+
+def test_a_render_from_a_nerfstudio_run_records_the_undone_transform(tmp_path):
+    import json
+
+    from nerfdata.config import from_dict
+    from nerfdata.jobs.render import RenderJobConfig, run_render
+
+    job = {
+        "field": str(CONFIG), "out": str(tmp_path / "ns"), "outputs": ["rgb", "depth"],
+        "views": [{"orbit": {"count": 1, "radius": 2.4, "elevation_deg": 30.0, "target": [0.15, 0.15, 0.0]}}],
+        "camera": {"width": 16, "height": 16, "fov_deg": 45.0}, "preview_views": 0,
+    }
+    out = run_render(from_dict(RenderJobConfig, job, "test"), show_progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["field"]["type"] == "nerfstudio"
+    assert manifest["field"]["dataparser_transform"]["scale"] == pytest.approx(load_field(CONFIG).field.frame.scale)
