@@ -110,7 +110,7 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     inerf_rows = [
         row
         for scene in shipped_scenes()[:1 if quick else None]
-        for row in inerf_benchmark(scene, num=2 if quick else 10, samplings=("random",), hypotheses=(1, 4), iters=30 if quick else 300)
+        for row in inerf_benchmark(scene, num=2 if quick else 10, samplings=("interest-regions",), hypotheses=(1, 4), iters=30 if quick else 300)
     ]
     if inerf_rows:
         console.print(inerf_table(inerf_rows))

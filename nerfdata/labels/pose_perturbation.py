@@ -7,7 +7,7 @@ a rigid transform by the matrix exponential of its 4x4 hat matrix.
 A perturbation rotates the camera pose by a world-frame rotation about a pivot and then shifts its
 centre by a world-frame translation. The pivot is the point the camera looks at (on its optical
 axis, at the depth of what it sees), so the rotation orbits the camera around the scene and the
-scene stays in view: this is what iNeRF's reference implementations do, whose left-multiplied
+scene stays in view: this is what iNeRF's public PyTorch ports do, whose left-multiplied
 rotations turn the pose about the world origin at the centre of their object-centric scenes.
 The rotation error of the start pose is exactly the drawn angle; its camera-centre error is the
 orbit's displacement plus the drawn translation. Without a pivot the camera turns about its own
