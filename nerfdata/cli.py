@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import tyro
 
@@ -17,6 +18,8 @@ from nerfdata.config import from_dict, load_yaml
 from nerfdata.errors import ConfigError, NerfDataError
 
 __all__ = ["entrypoint", "main"]
+
+T = TypeVar("T")
 
 USAGE = """usage: nerfdata COMMAND [options]   (nerfdata COMMAND --help for a command's options)
 
@@ -41,27 +44,31 @@ class BenchCommand:
     """Where the figures are written as JSON."""
 
 
-def _render(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.render import RenderJobConfig, run_render
+def _yaml_then_flags(cls: type[T], argv: Sequence[str], prog: str, poses_flag: bool = False) -> T:
+    """``cls`` from ``--config X.yaml`` as defaults, ``--field``/``--out`` and every other flag over it.
 
+    With ``poses_flag``, ``--poses transforms.json`` sets the views to exactly that file's poses.
+    """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", type=Path)
-    pre.add_argument("--field", type=Path)
-    pre.add_argument("--out", type=Path)
-    pre.add_argument("--poses", type=Path)
+    for flag in ("--config", "--field", "--out", *(("--poses",) if poses_flag else ())):
+        pre.add_argument(flag, type=Path)
     known, rest = pre.parse_known_args(argv)
     data = load_yaml(known.config) if known.config else {}
     for key in ("field", "out"):
         if getattr(known, key) is not None:
             data[key] = str(getattr(known, key))
-    if known.poses is not None:  # render exactly the poses of a transforms.json, with its intrinsics
+    if getattr(known, "poses", None) is not None:  # render exactly those poses, with their intrinsics
         data["views"] = [{"file": {"path": str(known.poses)}}]
     if "--help" in rest or "-h" in rest or not data:
-        config = tyro.cli(RenderJobConfig, args=rest, prog="nerfdata render")
-    else:
-        where = str(known.config) if known.config else "render flags"
-        defaults = from_dict(RenderJobConfig, data, where)
-        config = tyro.cli(RenderJobConfig, default=defaults, args=rest, prog="nerfdata render")
+        return tyro.cli(cls, args=rest, prog=prog)
+    where = str(known.config) if known.config else f"{prog} flags"
+    return tyro.cli(cls, default=from_dict(cls, data, where), args=rest, prog=prog)
+
+
+def _render(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.render import RenderJobConfig, run_render
+
+    config = _yaml_then_flags(RenderJobConfig, argv, "nerfdata render", poses_flag=True)
     out = run_render(config, show_progress=sys.stderr.isatty())
     print(f"dataset written to {out}")
 
@@ -152,19 +159,8 @@ def _inerf(argv: Sequence[str]) -> None:
         raise ConfigError(INERF_USAGE)
     action, rest = argv[0], list(argv[1:])
     if action == "targets":
-        pre = argparse.ArgumentParser(add_help=False)
-        pre.add_argument("--config", type=Path)
-        known, rest = pre.parse_known_args(rest)
-        if known.config is not None and not ("--help" in rest or "-h" in rest):
-            # A YAML of target keys (e.g. views: samplers as in render jobs) as defaults that flags override.
-            data = load_yaml(known.config)
-            for flag, key in (("--field", "field"),):
-                if flag in rest and key not in data:
-                    data[key] = rest[rest.index(flag) + 1]
-            defaults = from_dict(InerfTargetsConfig, data, str(known.config))
-            config = tyro.cli(InerfTargetsConfig, default=defaults, args=rest, prog="nerfdata inerf targets")
-        else:
-            config = tyro.cli(InerfTargetsConfig, args=rest, prog="nerfdata inerf targets")
+        # views: render samplers, from a --config YAML of target keys.
+        config = _yaml_then_flags(InerfTargetsConfig, rest, "nerfdata inerf targets")
         print(f"targets written to {run_inerf_targets(config, show_progress=sys.stderr.isatty())}")
         return
     # Solver options are flags of their own (--iters, not --solver.iters).

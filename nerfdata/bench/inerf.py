@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 
 from nerfdata.jobs.inerf import InerfSolveConfig, InerfTargetsConfig, run_inerf_solve, run_inerf_targets
@@ -53,17 +54,11 @@ def inerf_benchmark(
                 rows.append({
                     "scene": scene.name, "preset": preset, "targets": len(records), "sampling": sampling,
                     "hypotheses": count, "iters": iters, "rays": rays, "success_rate": results["success_rate"],
-                    "median_rot_err_deg": _median([r["rot_err_deg"] for r in records]),
-                    "median_trans_err": _median([r["trans_err"] for r in records]),
+                    "median_rot_err_deg": float(np.median([r["rot_err_deg"] for r in records])),
+                    "median_trans_err": float(np.median([r["trans_err"] for r in records])),
                     "median_seconds": results["median_seconds"],
                 })
     return rows
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
 def inerf_table(rows: list[dict[str, Any]]) -> Table:

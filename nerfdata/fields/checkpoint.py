@@ -24,7 +24,7 @@ from nerfdata.errors import CheckpointError, NerfDataError
 from nerfdata.fields.analytic import AnalyticField
 from nerfdata.fields.base import Field, aabb_to_list
 from nerfdata.fields.ngp import NGPField
-from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
 from nerfdata.version import __version__
 
 __all__ = [
@@ -54,6 +54,10 @@ class LoadedField:
     sha256: str
     """Checksum of the tensors file: identifies the exact weights in dataset manifests."""
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def occupancy_grid(self, resolution: int = 128) -> OccupancyGrid:
+        """The checkpoint's occupancy grid, or one built from the field's density when it carries none."""
+        return self.occupancy or occupancy_grid_from_density(self.field.density, self.field.aabb, resolution)
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:

@@ -31,7 +31,7 @@ from nerfdata.config import from_dict, to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
 from nerfdata.fields.checkpoint import load_field
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.correspondences import ARRAYS, write_matches
 from nerfdata.labels.matching import MatchConfig, Matches, MatchMode, match_pixels
 from nerfdata.labels.pair_selection import ViewPair, choose_pairs
@@ -226,7 +226,7 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     options = _render_options(dataset_dir, config.num_steps)
     loaded = load_field(config.field)
     field_ = loaded.field
-    occupancy = loaded.occupancy or occupancy_grid_from_density(field_.density, field_.aabb, 128)
+    occupancy = loaded.occupancy_grid()
     pairs = choose_pairs(cameras, depths, config.pairs, config.min_overlap, config.seed)
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
     folder.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import LoadedField, load_field
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.pose_perturbation import (
     PerturbationConfig,
@@ -195,10 +195,6 @@ def _prepare(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _occupancy(loaded: LoadedField) -> OccupancyGrid:
-    return loaded.occupancy or occupancy_grid_from_density(loaded.field.density, loaded.field.aabb, 128)
-
-
 def _write_model(out: Path, loaded: LoadedField, occupancy: OccupancyGrid, resolution: int, meters_per_unit: float) -> None:
     from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
 
@@ -216,7 +212,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     """Render the targets, their BOP twin and the model; return the path of ``inerf/targets.json``."""
     loaded = load_field(config.field)
     field_ = loaded.field
-    occupancy = _occupancy(loaded)
+    occupancy = loaded.occupancy_grid()
     meters_per_unit, mpu_source = _meters_per_unit(config, loaded)
     samplers = config.views or _default_views(config, loaded)
     views = sample_views(samplers, config.seed, _read_cameras)
@@ -377,10 +373,11 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     stored_sha = (document.get("field") or {}).get("sha256")
     if stored_sha is not None and stored_sha != loaded.sha256:
         raise NerfDataError(f"{config.targets}: targets were rendered from a different field than {config.field}")
-    occupancy = _occupancy(loaded)
+    occupancy = loaded.occupancy_grid()
     if config.limit is not None:
         targets = targets[: config.limit]
     background = document.get("background", "white")
+    pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     records = []
     columns = (TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as progress:
@@ -388,8 +385,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
         solved = 0
         for target in targets:
             image = _load_target_image(target)
-            options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
-            starts = hypothesis_starts(config, target, pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, options))
+            depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
+            starts = hypothesis_starts(config, target, depth)
             start_time = time.perf_counter()
             result = solve_pose(
                 loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
@@ -434,7 +431,6 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     out = config.out if config.out is not None else _targets_json(Path(config.targets)).parent / "results.json"
     write_json_atomic(out, results)
     return results
-
 
 
 def describe_results(results: dict[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
 from nerfdata.fields.checkpoint import load_field
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
 from nerfdata.labels.pixel_labels import confidence, normals_from_points, srgb_to_linear
@@ -288,7 +288,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     views = sample_views(config.views, config.seed, _read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
-    occupancy = loaded.occupancy or occupancy_grid_from_density(field_.density, field_.aabb, config.occupancy_resolution)
+    occupancy = loaded.occupancy_grid(config.occupancy_resolution)
     generator = torch.Generator().manual_seed(config.seed)
     cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
     prepare_output_folder(config.out, job_hash, config.overwrite)

@@ -2,24 +2,25 @@
 
 The pose of each hypothesis is its start pose times a learned SE(3) update in exponential
 coordinates, acting in the camera's axes about a pivot on its optical axis at the depth of what it
-sees: ``c2w = c2w_start @ D @ exp([xi]) @ D^-1`` with ``D`` the shift to the pivot. Pivoting makes the
-coordinates match what the image shows: a rotation orbits the camera around the scene (which side
-of it we see, the weak direction), a translation slides the scene across the image (the strong
-one). With the update about the camera's own centre both of these mix rotation and translation,
-and the solver crawls along the valley between them: the start rotation is recovered while the
-camera centre drifts. Each step renders a batch of rays through the current poses, compares them with the
-target pixels (mean squared error, the photometric loss) and takes an Adam step on ``xi`` with
-iNeRF's schedule, ``lr = 0.01 * 0.8 ** (step / 100)``. Gradients flow from the composited colour
-through the sample positions ``origin + t * direction`` to the pose; the renderer's occupancy grid
-keeps empty space free.
+sees: ``c2w = c2w_start @ D @ exp([xi]) @ D^-1`` with ``D`` the shift to the pivot. Pivoting makes
+the coordinates match what the image shows: a rotation orbits the camera around the scene (which
+side of it we see, the weak direction), a translation slides the scene across the image (the
+strong one). With the update about the camera's own centre both of these mix rotation and
+translation, and the solver crawls along the valley between them: the start rotation is recovered
+while the camera centre drifts. Each step renders a batch of rays through the current poses,
+compares them with the target pixels (mean squared error, the photometric loss) and takes an Adam
+step on ``xi`` with iNeRF's schedule, ``lr = 0.01 * 0.8 ** (step / 100)``. Gradients flow from the
+composited colour through the sample positions ``origin + t * direction`` to the pose; the
+renderer's occupancy grid keeps empty space free.
 
 Several hypotheses (start poses) of one target are solved together: their rays are concatenated
 into one batch and rendered in one forward pass; each hypothesis has its own ``xi`` (Adam's update
 is per parameter, so summing their losses solves them independently). They share the step's ray
 budget, and every ``halving_steps`` steps the worse half of the hypotheses still running (by their
 mean loss over the last steps, all measured on the same pixels) is set aside (successive
-halving): K hypotheses cost about as much as one, and the survivor ends with the full budget. The estimate is the hypothesis with the lowest photometric loss at the end,
-judged on a fresh batch of pixels from the whole image.
+halving): K hypotheses cost about as much as one, and the survivor ends with the full budget. The
+estimate is the hypothesis with the lowest photometric loss at the end, judged on a fresh batch of
+pixels from the whole image.
 
 The field is frozen while solving (its parameters need no gradient): the backward pass only
 carries gradients to the sample positions, and from them to the poses.

@@ -23,7 +23,7 @@ from jaxtyping import Float
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera
-from nerfdata.writers.images import write_png
+from nerfdata.writers.images import write_depth_png, write_png
 
 __all__ = [
     "BOP_OBJ_ID",
@@ -77,9 +77,7 @@ def bop_camera_entry(camera: Camera, depth_scale: float) -> dict[str, Any]:
 
 def write_bop_depth(path: Path, depth: Float[np.ndarray, "h w"], meters_per_unit: float, depth_scale: float) -> None:
     """uint16 PNG with ``depth_mm = value * depth_scale`` (0: no surface)."""
-    scaled = np.round(depth.astype(np.float64) * _mm(meters_per_unit) / depth_scale)
-    scaled[~np.isfinite(scaled) | (scaled < 0) | (scaled > _UINT16_MAX)] = 0
-    write_png(path, scaled.astype(np.uint16))
+    write_depth_png(path, depth, values_per_unit=_mm(meters_per_unit) / depth_scale)
 
 
 def write_bop_scene(

@@ -55,9 +55,12 @@ def write_exr(path: str | Path, image: np.ndarray) -> None:
             exr.write(str(tmp))
 
 
-def write_depth_png(path: str | Path, depth: np.ndarray) -> None:
-    """uint16 PNG of ``depth * 1000`` (millimetres for metric scenes); 0 where there is no surface."""
-    scaled = np.round(depth.astype(np.float64) * DEPTH_PNG_SCALE)
+def write_depth_png(path: str | Path, depth: np.ndarray, values_per_unit: float = DEPTH_PNG_SCALE) -> None:
+    """uint16 PNG of ``depth * values_per_unit`` (default 1000: millimetres for metric scenes).
+
+    0 where there is no surface, and where the value does not fit in uint16.
+    """
+    scaled = np.round(depth.astype(np.float64) * values_per_unit)
     scaled[(scaled > np.iinfo(np.uint16).max) | ~np.isfinite(scaled) | (scaled < 0)] = 0
     write_png(path, scaled.astype(np.uint16))
 
