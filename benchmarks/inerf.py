@@ -1,4 +1,4 @@
-"""iNeRF pose inversion: ``python benchmarks/inerf.py [SCENE ...] [--num N] [--hypotheses 1 4] [--sampling ...]``.
+"""iNeRF pose inversion: ``python benchmarks/inerf.py [SCENE ...] [--num N] [--hypotheses 1 5] [--sampling ...]``.
 
 For each scene folder with a trained field (default: every shipped scene with one): draws targets
 with the ``inerf`` preset, solves them per sampling strategy and number of hypotheses, and prints
@@ -15,6 +15,7 @@ from rich.console import Console
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
 from nerfdata.bench.quality import shipped_scenes
+from nerfdata.labels.inerf import SolverConfig
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,10 +23,10 @@ if __name__ == "__main__":
     parser.add_argument("--num", type=int, default=50)
     parser.add_argument("--preset", default="inerf", choices=["inerf", "pinerf"])
     parser.add_argument("--sampling", nargs="+", default=["random", "interest-points", "interest-regions"])
-    parser.add_argument("--hypotheses", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--hypotheses", nargs="+", type=int, default=[1, 5])
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--rays", type=int, default=2048)
-    parser.add_argument("--num-steps", type=int, default=512)
+    parser.add_argument("--num-steps", type=int, default=SolverConfig.num_steps)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     rows = []

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -115,24 +116,51 @@ def _rotated(gt: torch.Tensor, degrees: float, axis: tuple[float, float, float],
     return apply_perturbation(gt, Perturbation(rotation, torch.tensor(shift, dtype=torch.float64), degrees, {}))
 
 
-def test_solver_converges_and_keeps_the_best_hypothesis():
+def _solver_case() -> tuple[AnalyticField, object, Intrinsics, torch.Tensor, np.ndarray]:
     field = _textured_field()
     occupancy = occupancy_grid_from_density(field.density, field.aabb, 32)
     intrinsics = Intrinsics.from_fov(48, 48, 45.0)
     gt = look_at_c2w_opengl(torch.tensor([0.5, 1.2, 2.6]), torch.zeros(3), UP).double()
     target = render_image(field, Camera(gt.float(), intrinsics), RenderOptions(num_steps=256, normals=False), occupancy)
+    return field, occupancy, intrinsics, gt, target.rgb.numpy()
+
+
+def test_solver_converges_and_keeps_the_best_hypothesis():
+    field, occupancy, intrinsics, gt, target = _solver_case()
     near = _rotated(gt, 5.0, (0.3, 0.8, -0.5), (0.03, -0.02, 0.02))
     far = _rotated(gt, 60.0, (1.0, 0.0, 0.2), (0.3, 0.2, -0.1))
     starts = torch.stack([far, near])  # both solved in one batch; the good one is not first
-    config = SolverConfig(iters=100, rays=256, num_steps=256, halving_steps=25)
-    result = solve_pose(field, occupancy, target.rgb.numpy(), intrinsics, starts, config)
+    config = SolverConfig(iters=100, rays=256, num_steps=256, halving_steps=25, converge_window=0)
+    result = solve_pose(field, occupancy, target, intrinsics, starts, config)
     rot_err, trans_err = pose_errors(result.est_c2w, gt)
     assert result.best == 1 and result.losses[1] < result.losses[0]
     assert result.steps == [25, 100]  # successive halving set the far start aside at the first halving
+    assert result.iters == 100 and not result.converged
     assert rot_err < 1.0 and trans_err < 0.03
     assert pose_errors(near, gt)[1] > 0.04  # it did move the camera
     for pose in result.final_c2w:
         validate_c2w(pose)  # the update stays rigid
+
+
+def test_solver_stops_once_settled_and_prunes_worse_basins():
+    field, occupancy, intrinsics, gt, target = _solver_case()
+    near = _rotated(gt, 5.0, (0.3, 0.8, -0.5), (0.03, -0.02, 0.02))
+    stuck = _rotated(gt, 25.0, (1.0, 0.0, 0.2), (0.3, 0.2, -0.1))  # drifts in another basin
+    # No halving: only the settled leader can set the stuck start aside, and only settling can stop early.
+    config = SolverConfig(iters=300, rays=256, num_steps=256, halving_steps=0, converge_window=20)
+    result = solve_pose(field, occupancy, target, intrinsics, torch.stack([stuck, near]), config)
+    assert result.converged and result.best == 1 and result.iters < 300
+    assert result.losses[0] > config.prune_ratio * result.losses[1]
+    assert pose_errors(result.final_c2w[0], gt)[0] > 5.0
+    rot_err, trans_err = pose_errors(result.est_c2w, gt)
+    assert rot_err < 1.0 and trans_err < 0.03
+    # Without pruning the stuck start keeps the solve running; without settling every step runs.
+    both = torch.stack([stuck, near])
+    unpruned = solve_pose(field, occupancy, target, intrinsics, both, replace(config, prune_ratio=0.0))
+    assert unpruned.steps[0] > result.iters
+    every_step = replace(config, converge_window=0, iters=60)
+    unsettled = solve_pose(field, occupancy, target, intrinsics, near[None], every_step)
+    assert unsettled.iters == 60 and not unsettled.converged
 
 
 def test_interest_sampling_pools():
@@ -250,9 +278,19 @@ def test_solve_job_writes_results(targets_dir, tmp_path):
         validate_c2w(torch.tensor(record["est_c2w"]))
     starts = hypothesis_starts(config, targets[0], depth=2.0)
     assert torch.equal(starts, hypothesis_starts(config, targets[0], depth=2.0))
-    pivot = targets[0].init_c2w[:3, 3] - 2.0 * targets[0].init_c2w[:3, 2]  # 2 units ahead of the stored start
-    distances = (starts[:, :3, 3] - pivot).norm(dim=-1)  # extra starts orbit it (then shift by at most 0.1 per axis)
-    assert ((distances - 2.0).abs() <= 0.1 * 3**0.5 + 1e-9).all() and not torch.equal(starts[1], starts[0])
+    stored = targets[0].init_c2w
+    pivot = stored[:3, 3] - 2.0 * stored[:3, 2]  # 2 units ahead of the stored start
+    # The extra starts orbit it by hypothesis_rot_deg, about axes across the optical axis, evenly
+    # spread (two: opposite), and still look at it.
+    double = dict(dtype=torch.float64)
+    assert torch.allclose((starts[:, :3, 3] - pivot).norm(dim=-1), torch.full((3,), 2.0, **double))
+    angles = pose_errors(starts[1:], stored.expand(2, 4, 4))[0]
+    assert torch.allclose(angles, torch.full((2,), config.hypothesis_rot_deg, **double))
+    ahead = starts[1:] @ torch.tensor([0.0, 0.0, -2.0, 1.0], **double)
+    assert torch.allclose(ahead[:, :3], pivot.expand(2, 3))
+    moves = (starts[1:, :3, 3] - stored[:3, 3]) @ stored[:3, :3]  # in the stored camera's axes
+    sideways = torch.nn.functional.normalize(moves[:, :2], dim=-1)
+    assert float(sideways[0] @ sideways[1]) == pytest.approx(-1.0)
     assert describe_results(results)[0].startswith("success rate ")
 
 
@@ -285,3 +323,20 @@ def test_bad_input_gives_clear_errors(targets_dir, tmp_path):
         SolverConfig(iters=0)
     with pytest.raises(ConfigError, match="hypotheses"):
         InerfSolveConfig(field=FIELD, targets=targets_dir, hypotheses=0)
+
+
+# ------------------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_rows_and_target_recipes(tmp_path):
+    from nerfdata.bench.inerf import bench_targets_config, inerf_benchmark, inerf_table
+
+    room = bench_targets_config(Path("scenes/room"), tmp_path / "room", num=3, seed=1, preset="inerf")
+    assert room.views and room.views[0].perturb is not None  # from configs/inerf/room.yaml
+    assert room.num == 3 and not room.mesh
+    demo = bench_targets_config(FIELD, tmp_path / "demo", num=3, seed=1, preset="pinerf")
+    assert demo.views == () and demo.preset == "pinerf"  # the default shell
+    rows = inerf_benchmark(FIELD, num=2, samplings=("random",), hypotheses=(1, 2), iters=4, rays=64, num_steps=64)
+    assert [(r["sampling"], r["hypotheses"], r["targets"]) for r in rows] == [("random", 1, 2), ("random", 2, 2)]
+    assert all(0.0 <= r["success_rate"] <= 1.0 and r["median_steps"] <= 4 for r in rows)
+    assert inerf_table(rows).row_count == len(rows) + 2  # and the published figures

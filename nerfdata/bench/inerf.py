@@ -9,20 +9,40 @@ reference (LLFF scenes, their own protocols): iNeRF after 300 steps about 35%, L
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.table import Table
 
+from nerfdata.config import from_dict, load_yaml
 from nerfdata.jobs.inerf import InerfSolveConfig, InerfTargetsConfig, run_inerf_solve, run_inerf_targets
 from nerfdata.labels.inerf import SamplingStrategy, SolverConfig
 from nerfdata.labels.pose_perturbation import PresetName
 
-__all__ = ["PUBLISHED", "inerf_benchmark", "inerf_table"]
+__all__ = ["PUBLISHED", "bench_targets_config", "inerf_benchmark", "inerf_table"]
+
+TARGET_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "inerf"
+"""Per-scene target recipes (``NAME.yaml``) the benchmark uses when they exist."""
 
 PUBLISHED = {"iNeRF (LLFF, 300 steps)": 0.35, "Loc-NeRF (LLFF)": 0.725}
 """Published success rates (rotation < 5 degrees, translation < 0.05 units), for reference only."""
+
+
+def bench_targets_config(
+    scene: Path, out: Path, num: int, seed: int, preset: PresetName
+) -> InerfTargetsConfig:
+    """The benchmark's targets of a scene, without a mesh.
+
+    From ``configs/inerf/NAME.yaml`` when the scene has one (the room: views near its own cameras,
+    inside it), else from the default hemisphere shell around the field's box.
+    """
+    overrides = dict(field=scene, out=out, num=num, seed=seed, preset=preset, mesh=False, overwrite=False)
+    recipe = TARGET_CONFIGS / f"{scene.name}.yaml"
+    if recipe.is_file():
+        return replace(from_dict(InerfTargetsConfig, load_yaml(recipe), str(recipe)), **overrides)
+    return InerfTargetsConfig(**overrides)
 
 
 def inerf_benchmark(
@@ -30,18 +50,21 @@ def inerf_benchmark(
     num: int = 50,
     preset: PresetName = "inerf",
     samplings: Sequence[SamplingStrategy] = ("random", "interest-points", "interest-regions"),
-    hypotheses: Sequence[int] = (1, 4),
+    hypotheses: Sequence[int] = (1, 5),
     iters: int = 300,
     rays: int = 2048,
-    num_steps: int = 512,
+    num_steps: int = SolverConfig.num_steps,
     seed: int = 0,
     show_progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per (sampling, hypotheses): success rate, median errors and seconds per target."""
+    """One row per (sampling, hypotheses): success rate, median errors and seconds per target.
+
+    Targets: :func:`bench_targets_config`.
+    """
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         targets = Path(tmp) / "targets"
-        run_inerf_targets(InerfTargetsConfig(field=scene, out=targets, num=num, seed=seed, preset=preset, mesh=False), show_progress)
+        run_inerf_targets(bench_targets_config(scene, targets, num, seed, preset), show_progress)
         for sampling in samplings:
             for count in hypotheses:
                 solver = SolverConfig(iters=iters, rays=rays, sampling=sampling, num_steps=num_steps)
@@ -57,6 +80,7 @@ def inerf_benchmark(
                     "median_rot_err_deg": float(np.median([r["rot_err_deg"] for r in records])),
                     "median_trans_err": float(np.median([r["trans_err"] for r in records])),
                     "median_seconds": results["median_seconds"],
+                    "median_steps": float(np.median([r["iters"] for r in records])),
                 })
     return rows
 
@@ -64,13 +88,15 @@ def inerf_benchmark(
 def inerf_table(rows: list[dict[str, Any]]) -> Table:
     """Rows side by side, with the published figures as the last rows."""
     table = Table(title="iNeRF pose inversion (success: rot < 5 deg and trans < 0.05 units)")
-    for name in ("scene", "preset", "targets", "sampling", "hyp.", "success", "med. rot err", "med. trans err", "med. s/target"):
+    columns = ("scene", "preset", "targets", "sampling", "hyp.", "success", "med. rot err", "med. trans err")
+    for name in (*columns, "med. steps", "med. s/target"):
         table.add_column(name)
     for r in rows:
         table.add_row(
             r["scene"], r["preset"], str(r["targets"]), r["sampling"], str(r["hypotheses"]), f"{r['success_rate']:.0%}",
-            f"{r['median_rot_err_deg']:.2f}", f"{r['median_trans_err']:.3f}", f"{r['median_seconds']:.1f}",
+            f"{r['median_rot_err_deg']:.2f}", f"{r['median_trans_err']:.3f}", f"{r['median_steps']:.0f}",
+            f"{r['median_seconds']:.1f}",
         )
     for name, rate in PUBLISHED.items():
-        table.add_row(name, "-", "-", "-", "-", f"{rate:.0%}", "-", "-", "-")
+        table.add_row(name, "-", "-", "-", "-", f"{rate:.0%}", "-", "-", "-", "-")
     return table

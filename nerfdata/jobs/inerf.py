@@ -38,6 +38,7 @@ from nerfdata.labels.pose_perturbation import (
     apply_perturbation,
     draw_perturbations,
     look_at_point,
+    orbit,
     pose_errors,
 )
 from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
@@ -135,11 +136,9 @@ class InerfSolveConfig:
     solver: SolverConfig = dataclass_field(default_factory=SolverConfig)
     """Steps, rays per step, sampling strategy, learning rate, halving of hypotheses (flags without prefix)."""
     hypotheses: int = 1
-    """Start poses per target solved together: the stored one, and hypotheses - 1 drawn around it."""
-    hypothesis_rot_deg: float = 30.0
-    """Rotation range (random axis) of the extra hypotheses around the stored start pose."""
-    hypothesis_trans: float = 0.1
-    """Translation range per axis (scene units) of the extra hypotheses."""
+    """Start poses per target solved together: the stored one, and hypotheses - 1 orbits of it."""
+    hypothesis_rot_deg: float = 25.0
+    """How far the extra hypotheses orbit the stored start pose (degrees, about the point it looks at)."""
     success_rot_deg: float = 5.0
     success_trans: float = 0.05
     """Success: rotation error below success_rot_deg and camera-centre error below this (scene units)."""
@@ -153,7 +152,8 @@ class InerfSolveConfig:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         if not (self.success_rot_deg > 0 and self.success_trans > 0):
             raise ConfigError("success_rot_deg and success_trans must be positive")
-        PerturbationConfig("custom", self.hypothesis_rot_deg, self.hypothesis_trans)  # validates the ranges
+        if not (math.isfinite(self.hypothesis_rot_deg) and 0 < self.hypothesis_rot_deg < 180):
+            raise ConfigError(f"hypothesis_rot_deg must be in (0, 180), got {self.hypothesis_rot_deg}")
 
 
 # ------------------------------------------------------------------------------------- targets
@@ -352,18 +352,24 @@ def _load_target_image(target: Target) -> np.ndarray:
 
 
 def hypothesis_starts(config: InerfSolveConfig, target: Target, depth: float) -> torch.Tensor:
-    """Start poses ``(hypotheses, 4, 4)``: the stored one first, then draws around it (seeded by the target).
+    """Start poses ``(hypotheses, 4, 4)``: the stored one first, then orbits of it.
 
-    The draws orbit the stored start pose about the point it looks at, ``depth`` along its axis
-    (what the start view sees: the solver knows nothing of the ground truth).
+    Each extra hypothesis orbits the stored start by ``hypothesis_rot_deg`` about the point it looks
+    at (``depth`` along its axis: the solver knows nothing of the ground truth), in directions
+    evenly spread around its optical axis (4 hypotheses: 3 directions 120 degrees apart). Orbits,
+    because which side of the scene the camera sees is what the solver recovers worst from a far
+    start; a roll or a slide of the image it recovers from any start.
     """
-    extra = draw_perturbations(
-        PerturbationConfig("custom", config.hypothesis_rot_deg, config.hypothesis_trans),
-        config.hypotheses - 1,
-        torch.Generator().manual_seed(target.seed + 1),
-    )
-    pivot = look_at_point(target.init_c2w, depth)
-    return torch.stack([target.init_c2w, *(apply_perturbation(target.init_c2w, p, pivot) for p in extra)])
+    start = target.init_c2w.double()
+    pivot = look_at_point(start, depth)
+    extra = config.hypotheses - 1
+    starts = [start]
+    for index in range(extra):
+        direction = 2.0 * math.pi * index / extra
+        across = torch.tensor([math.cos(direction), math.sin(direction), 0.0], dtype=torch.float64)  # camera axes
+        axis = start[:3, :3] @ across
+        starts.append(apply_perturbation(start, orbit(axis, config.hypothesis_rot_deg), pivot))
+    return torch.stack(starts)
 
 
 def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -404,6 +410,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
                 "trans_err": trans_err,
                 "success": success,
                 "iters": result.iters,
+                "converged": result.converged,
                 "seconds": seconds,
                 "init_rot_err_deg": init_rot,
                 "init_trans_err": init_trans,
@@ -442,6 +449,6 @@ def describe_results(results: dict[str, Any]) -> list[str]:
         f"success rate {results['success_rate']:.1%} ({solved}/{len(records)} targets): rotation error < "
         f"{criteria['rot_deg']:g} deg and camera-centre error < {criteria['trans']:g} scene units "
         f"({criteria['trans_m']:g} m)",
-        f"median per target: {results['median_seconds']:.1f} s, rotation error {median('rot_err_deg'):.2f} deg, "
-        f"translation error {median('trans_err'):.4f} scene units",
+        f"median per target: {results['median_seconds']:.1f} s, {median('iters'):.0f} steps, "
+        f"rotation error {median('rot_err_deg'):.2f} deg, translation error {median('trans_err'):.4f} scene units",
     ]

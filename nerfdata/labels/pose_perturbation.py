@@ -42,6 +42,7 @@ __all__ = [
     "apply_perturbation",
     "draw_perturbations",
     "look_at_point",
+    "orbit",
     "pose_errors",
     "se3_exp",
     "se3_hat",
@@ -138,10 +139,10 @@ def draw_perturbations(config: PerturbationConfig, count: int, generator: torch.
     draws = []
     for _ in range(count):
         if mode == "axis_angle":
-            axis = torch.nn.functional.normalize(torch.randn(3, generator=generator, dtype=torch.float64), dim=0)
-            angle_deg = float(_uniform(generator, (1,), rot_range))
-            rotation = torch.from_numpy(Rotation.from_rotvec((axis * math.radians(angle_deg)).numpy()).as_matrix())
-            description = {"axis": axis.tolist(), "angle_deg": angle_deg}
+            axis = torch.randn(3, generator=generator, dtype=torch.float64)
+            turn = orbit(axis, float(_uniform(generator, (1,), rot_range)))
+            rotation = turn.rotation
+            description = {"axis": turn.description["axis"], "angle_deg": turn.description["angle_deg"]}
         else:
             euler_deg = _uniform(generator, (3,), rot_range)
             rotation = torch.from_numpy(Rotation.from_euler("xyz", euler_deg.numpy(), degrees=True).as_matrix())
@@ -151,6 +152,19 @@ def draw_perturbations(config: PerturbationConfig, count: int, generator: torch.
         geodesic = math.degrees(float(torch.linalg.norm(torch.from_numpy(Rotation.from_matrix(rotation.numpy()).as_rotvec()))))
         draws.append(Perturbation(rotation, translation, geodesic, description))
     return draws
+
+
+def orbit(axis: Float[Tensor, "3"], angle_deg: float) -> Perturbation:
+    """A pure rotation by ``angle_deg`` about the (world-frame, nonzero) ``axis``: no translation.
+
+    Example:
+        >>> round(orbit(torch.tensor([0.0, 0.0, 2.0]), 30.0).rotation[1, 0].item(), 6)
+        0.5
+    """
+    axis = torch.nn.functional.normalize(axis.double(), dim=0)
+    rotation = torch.from_numpy(Rotation.from_rotvec((axis * math.radians(angle_deg)).numpy()).as_matrix())
+    description = {"axis": axis.tolist(), "angle_deg": angle_deg, "translation": [0.0, 0.0, 0.0]}
+    return Perturbation(rotation, torch.zeros(3, dtype=torch.float64), abs(angle_deg), description)
 
 
 def apply_perturbation(
