@@ -141,8 +141,7 @@ def draw_perturbations(config: PerturbationConfig, count: int, generator: torch.
         if mode == "axis_angle":
             axis = torch.randn(3, generator=generator, dtype=torch.float64)
             turn = orbit(axis, float(_uniform(generator, (1,), rot_range)))
-            rotation = turn.rotation
-            description = {"axis": turn.description["axis"], "angle_deg": turn.description["angle_deg"]}
+            rotation, description = turn.rotation, dict(turn.description)  # its zero translation is replaced below
         else:
             euler_deg = _uniform(generator, (3,), rot_range)
             rotation = torch.from_numpy(Rotation.from_euler("xyz", euler_deg.numpy(), degrees=True).as_matrix())
