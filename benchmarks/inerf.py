@@ -1,4 +1,4 @@
-"""iNeRF pose inversion: ``python benchmarks/inerf.py [SCENE ...] [--num N] [--hypotheses 1 5] [--sampling ...]``.
+"""iNeRF pose inversion: ``python benchmarks/inerf.py [SCENE ...] [--num N] [--hypotheses 1 9] [--sampling ...]``.
 
 For each scene folder with a trained field (default: every shipped scene with one): draws targets
 with the ``inerf`` preset, solves them per sampling strategy and number of hypotheses, and prints
@@ -23,7 +23,7 @@ if __name__ == "__main__":
     parser.add_argument("--num", type=int, default=50)
     parser.add_argument("--preset", default="inerf", choices=["inerf", "pinerf"])
     parser.add_argument("--sampling", nargs="+", default=["random", "interest-points", "interest-regions"])
-    parser.add_argument("--hypotheses", nargs="+", type=int, default=[1, 5])
+    parser.add_argument("--hypotheses", nargs="+", type=int, default=[1, 9])
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--rays", type=int, default=2048)
     parser.add_argument("--num-steps", type=int, default=SolverConfig.num_steps)

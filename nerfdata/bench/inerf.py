@@ -50,7 +50,7 @@ def inerf_benchmark(
     num: int = 50,
     preset: PresetName = "inerf",
     samplings: Sequence[SamplingStrategy] = ("random", "interest-points", "interest-regions"),
-    hypotheses: Sequence[int] = (1, 5),
+    hypotheses: Sequence[int] = (1, 9),
     iters: int = 300,
     rays: int = 2048,
     num_steps: int = SolverConfig.num_steps,

@@ -85,8 +85,10 @@ class SolverConfig:
     lr: float = 0.01
     lr_decay: float = 0.8
     """The learning rate is multiplied by this every 100 steps (continuously: ``lr_decay ** (step / 100)``)."""
-    num_steps: int = 512
-    """Render samples along the field's box diagonal."""
+    num_steps: int = 256
+    """Render samples along the field's box diagonal while solving. Against targets rendered with
+    1024 (``inerf targets``' default) the colour error this adds at the true pose is about 35 dB
+    PSNR, and a step costs 1.3-1.8x less than with 512 on the mug."""
     min_points: int = 64
     """Fewer interest points than this: fall back to random sampling (textureless target)."""
     halving_steps: int = 50
