@@ -12,11 +12,12 @@ Conventions (see DESIGN.md):
   into z-depth along the optical axis: ``depth_z = range * z_per_range``.
 """
 
-from dataclasses import dataclass
-from typing import Literal
-
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -39,6 +40,8 @@ __all__ = [
 
 ROTATION_TOLERANCE = 1e-4
 """Largest entry of ``R^T R - I`` accepted for a rotation (and of the last row's deviation)."""
+
+RangeT = TypeVar("RangeT", Tensor, np.ndarray)
 
 # Flipping the camera's y and z axes turns OpenGL camera axes into OpenCV ones and back.
 _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -197,6 +200,36 @@ class Rays:
 
     def __getitem__(self, index: slice | Tensor) -> "Rays":
         return Rays(self.origins[index], self.directions[index], self.z_per_range[index])
+
+    @classmethod
+    def cat(cls, parts: Sequence["Rays"]) -> "Rays":
+        """The rays of ``parts`` one after the other.
+
+        Example:
+            >>> K = Intrinsics(fl_x=2.0, fl_y=2.0, cx=1.0, cy=1.0, width=2, height=2)
+            >>> len(Rays.cat([camera_rays(torch.eye(4), K), camera_rays(torch.eye(4), K)]))
+            8
+        """
+        return cls(
+            torch.cat([r.origins for r in parts]),
+            torch.cat([r.directions for r in parts]),
+            torch.cat([r.z_per_range for r in parts]),
+        )
+
+    def depth_z(self, ranges: RangeT) -> RangeT:
+        """z-depth along the optical axis of distances ``ranges`` along each ray (``range * z_per_range``).
+
+        ``ranges`` is a tensor or a NumPy array holding one value per ray, in any shape (an image's
+        ``(H, W)``); the result has its shape and type.
+
+        Example:
+            >>> K = Intrinsics(fl_x=1.0, fl_y=1.0, cx=1.0, cy=0.5, width=2, height=1)
+            >>> [round(v, 4) for v in camera_rays(torch.eye(4), K).depth_z(torch.ones(1, 2)).flatten().tolist()]
+            [0.8944, 0.8944]
+        """
+        if isinstance(ranges, np.ndarray):
+            return ranges * self.z_per_range.cpu().numpy().reshape(ranges.shape)
+        return ranges * self.z_per_range.reshape(ranges.shape)
 
 
 def pixel_centers(intrinsics: Intrinsics) -> Float[Tensor, "height width 2"]:

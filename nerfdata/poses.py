@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from jaxtyping import Float
-from scipy.spatial.transform import Rotation, Slerp
 from torch import Tensor
 
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.errors import ConfigError
+from nerfdata.rotations import axis_angle_matrix, slerp_matrices
 
 __all__ = [
     "FileConfig",
@@ -218,22 +218,13 @@ def _spherical(radius: Tensor, azimuth: Tensor, elevation: Tensor) -> Tensor:
     )
 
 
-def _rotation_about(axes: Tensor, angles: Tensor) -> Tensor:
-    """Rotation matrices ``(n, 3, 3)`` about unit ``axes`` by ``angles`` (radians), Rodrigues' formula."""
-    x, y, z = axes.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
-    s, c = torch.sin(angles)[:, None, None], torch.cos(angles)[:, None, None]
-    return torch.eye(3, dtype=axes.dtype) + s * skew + (1 - c) * skew @ skew
-
-
 def _roll(c2w: Tensor, max_deg: float, generator: torch.Generator) -> Tensor:
     """Rotate each camera about its own optical axis by an angle uniform in ``[-max_deg, max_deg]``."""
     if max_deg == 0:
         return c2w
     angles = torch.deg2rad((torch.rand(len(c2w), generator=generator, dtype=torch.float64) * 2 - 1) * max_deg)
     rolled = c2w.clone()
-    rolled[:, :3, :3] = c2w[:, :3, :3] @ _rotation_about(torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64), angles)
+    rolled[:, :3, :3] = c2w[:, :3, :3] @ axis_angle_matrix(torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64), angles)
     return rolled
 
 
@@ -286,7 +277,7 @@ def _perturb(c2w: Tensor, config: PerturbConfig, generator: torch.Generator) -> 
     source = c2w.double().repeat_interleave(config.per_pose, dim=0)
     n = len(source)
     angles = torch.deg2rad(torch.rand(n, generator=generator, dtype=torch.float64) * config.rotation_deg)
-    rotation = _rotation_about(_random_directions(n, generator), angles)
+    rotation = axis_angle_matrix(_random_directions(n, generator), angles)
     shift = _random_directions(n, generator) * (torch.rand(n, 1, generator=generator, dtype=torch.float64) * config.translation)
     perturbed = source.clone()
     perturbed[:, :3, :3] = rotation @ source[:, :3, :3]
@@ -302,10 +293,10 @@ def _path(keys: Tensor, count: int, closed: bool) -> Tensor:
         return keys.repeat(count, 1, 1)
     times = np.arange(len(keys), dtype=np.float64)
     samples = np.linspace(0.0, times[-1], count, endpoint=not closed)
-    rotations = Slerp(times, Rotation.from_matrix(keys[:, :3, :3].numpy()))(samples).as_matrix()
+    rotations = slerp_matrices(keys[:, :3, :3], times, samples)
     positions = np.stack([np.interp(samples, times, keys[:, :3, 3].numpy()[:, d]) for d in range(3)], -1)
     c2w = torch.eye(4, dtype=torch.float64).repeat(count, 1, 1)
-    c2w[:, :3, :3], c2w[:, :3, 3] = torch.from_numpy(rotations), torch.from_numpy(positions)
+    c2w[:, :3, :3], c2w[:, :3, 3] = rotations, torch.from_numpy(positions)
     return c2w
 
 

@@ -32,7 +32,6 @@ from nerfdata.labels.pose_perturbation import (
     apply_perturbation,
     draw_perturbations,
     pose_errors,
-    se3_exp,
 )
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.writers.bop import bop_camera_entry, bop_gt_entry
@@ -58,23 +57,6 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------------------------- poses
-
-
-def test_se3_update_stays_rigid():
-    xi = torch.randn(16, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2.0
-    transforms = se3_exp(xi)
-    rotations = transforms[:, :3, :3]
-    eye = torch.eye(3, dtype=torch.float64).expand_as(rotations)
-    assert torch.allclose(rotations.transpose(-1, -2) @ rotations, eye, atol=1e-12)
-    assert torch.allclose(torch.linalg.det(rotations), torch.ones(16, dtype=torch.float64), atol=1e-12)
-    assert (transforms[:, 3] == torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).all()
-    # The rotation part is the axis-angle rotation of omega, as Rodrigues' formula says.
-    expected = torch.from_numpy(Rotation.from_rotvec(xi[:, 3:].numpy()).as_matrix())
-    assert torch.allclose(rotations, expected, atol=1e-10)
-    # Exact and differentiable at the identity (the solver starts there).
-    zero = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-    se3_exp(zero)[:3, 3].sum().backward()
-    assert torch.allclose(zero.grad, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("preset,rot,trans", [("inerf", 40.0, 0.1), ("pinerf", 15.0, 0.25)])

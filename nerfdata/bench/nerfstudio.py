@@ -65,9 +65,8 @@ def _render_row(field: Any, occupancy: Any, camera: Camera, truth: Any, options:
     start = time.perf_counter()
     ours = render_image(field, camera, options, occupancy)
     nd_seconds = time.perf_counter() - start
-    z_per_range = camera.rays().z_per_range.reshape(k.height, k.width).numpy()
     their_rgb = theirs["rgb"].numpy()
-    their_depth = theirs["depth"][..., 0].numpy() / field.frame.scale * z_per_range
+    their_depth = camera.rays().depth_z(theirs["depth"][..., 0].numpy() / field.frame.scale)
     our_rgb, our_depth = ours.rgb.numpy(), ours.depth_median.numpy()
     seen = (ours.accumulation.numpy() > 0.5) & (theirs["accumulation"][..., 0].numpy() > 0.5)
     hit = seen & truth.mask

@@ -491,6 +491,6 @@ def render_rays_nerfstudio(field_: NerfstudioField, rays: Rays) -> NerfstudioRay
         accumulation=outputs["accumulation"].reshape(n),
         range_median=range_median,
         range_expected=range_expected,
-        depth_median=range_median * rays.z_per_range,
-        depth_expected=range_expected * rays.z_per_range,
+        depth_median=rays.depth_z(range_median),
+        depth_expected=rays.depth_z(range_expected),
     )

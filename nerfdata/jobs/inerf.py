@@ -46,6 +46,7 @@ from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
 from nerfdata.writers.bop import BOP_OBJ_ID, models_info, write_bop_scene
 from nerfdata.writers.images import to_uint8
+from nerfdata.writers.transforms import read_cameras
 
 __all__ = [
     "InerfSolveConfig",
@@ -177,14 +178,6 @@ def _default_views(config: InerfTargetsConfig, loaded: LoadedField) -> tuple[Sam
     return (SamplerConfig(shell=shell),)
 
 
-def _read_cameras(path: Path, split: str) -> list[Camera]:
-    from nerfdata.writers.transforms import read_transforms
-
-    dataset = read_transforms(path, require_images=False)
-    frames = dataset.frames if split == "all" else dataset.split(split)  # type: ignore[arg-type]
-    return [frame.camera for frame in frames]
-
-
 def _prepare(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise NerfDataError(f"{out}: output path exists and is not a folder")
@@ -215,7 +208,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     occupancy = loaded.occupancy_grid()
     meters_per_unit, mpu_source = _meters_per_unit(config, loaded)
     samplers = config.views or _default_views(config, loaded)
-    views = sample_views(samplers, config.seed, _read_cameras)
+    views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
     _prepare(config.out, config.overwrite)

@@ -35,7 +35,7 @@ from nerfdata.scenes.groundtruth import MeshHits, MeshRaycaster
 from nerfdata.writers.images import write_exr, write_npy, write_png, write_view_layers
 from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, read_manifest, write_manifest
 from nerfdata.writers.preview import write_contact_sheet
-from nerfdata.writers.transforms import FrameRecord, read_transforms, write_transforms
+from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
 __all__ = ["CameraConfig", "CoverageConfig", "LabelsConfig", "RenderJobConfig", "run_render"]
 
@@ -141,12 +141,6 @@ class RenderJobConfig:
             raise ConfigError("views: no pose sampler; add one (e.g. orbit) or pass --poses transforms.json")
 
 
-def _read_cameras(path: Path, split: str) -> list[Camera]:
-    dataset = read_transforms(path, require_images=False)  # only its poses and intrinsics are used
-    frames = dataset.frames if split == "all" else dataset.split(split)  # type: ignore[arg-type]
-    return [frame.camera for frame in frames]
-
-
 def _intrinsics(view: View, config: CameraConfig, generator: torch.Generator) -> Intrinsics:
     if view.source_intrinsics is not None and config.keep_source:
         return view.source_intrinsics
@@ -190,7 +184,7 @@ def _layers(
         h, w = mask.shape
         mask = hits.hit.reshape(h, w)
         ranges = np.where(hits.hit, hits.range, 0.0).reshape(h, w)
-        depths = ranges * camera.rays().z_per_range.numpy().reshape(h, w)
+        depths = camera.rays().depth_z(ranges)
     layers: dict[str, np.ndarray] = {}
     if "rgb" in wanted:
         layers["rgb"] = image.rgb.numpy()
@@ -285,7 +279,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     job_hash = config_hash({k: v for k, v in resolved.items() if k != "out"})
     loaded = load_field(config.field)
     field_ = loaded.field
-    views = sample_views(config.views, config.seed, _read_cameras)
+    views = sample_views(config.views, config.seed, read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
     occupancy = loaded.occupancy_grid(config.occupancy_resolution)

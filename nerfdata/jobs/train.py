@@ -131,11 +131,6 @@ def _load_images(frames: list[DatasetFrame], background: float) -> torch.Tensor:
     return torch.cat(images)
 
 
-def _all_rays(frames: list[DatasetFrame]) -> Rays:
-    parts = [frame.camera.rays() for frame in frames]
-    return Rays(torch.cat([r.origins for r in parts]), torch.cat([r.directions for r in parts]), torch.cat([r.z_per_range for r in parts]))
-
-
 def _learning_rate(config: TrainJobConfig, iteration: int) -> float:
     """Linear warm-up, then x0.33 at 50%, 75% and 90% of the run (the Instant-NGP recipe in nerfacc)."""
     warmup = min(1.0, (iteration + 1) / max(config.warmup_iters, 1))
@@ -222,7 +217,7 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
         ema = torch.full((config.occupancy_resolution**3,), float("inf"))  # everything occupied until measured
     background = 1.0 if config.background == "white" else 0.0
     targets = _load_images(train_frames, background)
-    rays = _all_rays(train_frames)
+    rays = Rays.cat([frame.camera.rays() for frame in train_frames])
     options = RenderOptions(
         num_steps=config.num_steps, background=config.background, normals=False, stratified=True,
         chunk_rays=config.rays_per_batch, return_samples=config.distortion_weight > 0,

@@ -54,8 +54,8 @@ from nerfdata.cameras import Camera, Intrinsics, Rays, camera_rays
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.labels.pose_perturbation import se3_exp
 from nerfdata.render.renderer import RenderOptions, render_image, render_rays
+from nerfdata.rotations import se3_exp
 
 __all__ = [
     "SamplingStrategy",
@@ -213,8 +213,7 @@ def _pivoted(start: Tensor, depth: Tensor, xi: Tensor) -> Tensor:
 
 def _rays_of(c2w: Tensor, intrinsics: Intrinsics, pixels_xy: Tensor) -> Rays:
     """Rays of every hypothesis through the same pixels, hypothesis after hypothesis."""
-    parts = [camera_rays(pose, intrinsics, pixels_xy) for pose in c2w]
-    return Rays(*(torch.cat([getattr(p, name) for p in parts]) for name in ("origins", "directions", "z_per_range")))
+    return Rays.cat([camera_rays(pose, intrinsics, pixels_xy) for pose in c2w])
 
 
 def _photometric_losses(

@@ -21,6 +21,7 @@ from jaxtyping import Float
 from nerfdata.cameras import Camera
 from nerfdata.errors import NerfDataError
 from nerfdata.labels.matching import project_points
+from nerfdata.rotations import rotation_angle_deg
 
 __all__ = ["ViewPair", "choose_pairs", "covisibility", "relative_rotation_deg", "surface_points"]
 
@@ -103,9 +104,7 @@ def relative_rotation_deg(camera_a: Camera, camera_b: Camera) -> float:
         >>> round(relative_rotation_deg(a, b), 3)
         90.0
     """
-    relative = camera_a.c2w_opengl[:3, :3].double().T @ camera_b.c2w_opengl[:3, :3].double()
-    cosine = ((torch.trace(relative) - 1.0) / 2.0).clamp(-1.0, 1.0)
-    return float(torch.rad2deg(torch.arccos(cosine)))
+    return float(rotation_angle_deg(camera_a.c2w_opengl[:3, :3].double(), camera_b.c2w_opengl[:3, :3].double()))
 
 
 def choose_pairs(

@@ -1,8 +1,7 @@
-"""SE(3) in exponential coordinates, pose errors, and the perturbation protocols of pose-inversion benchmarks.
+"""Pose errors and the perturbation protocols of pose-inversion benchmarks.
 
 Conventions: poses are camera-to-world 4x4 with OpenGL camera axes (``c2w_opengl``), float64.
-A twist ``xi = (rho, omega)`` (translation part first, as in Lynch and Park's ``[S]theta``) maps to
-a rigid transform by the matrix exponential of its 4x4 hat matrix.
+The rotation maths (axis-angle, Euler angles, geodesic angles, SE(3)) is :mod:`nerfdata.rotations`.
 
 A perturbation rotates the camera pose by a world-frame rotation about a pivot and then shifts its
 centre by a world-frame translation. The pivot is the point the camera looks at (on its optical
@@ -30,10 +29,10 @@ import math
 
 import torch
 from jaxtyping import Float
-from scipy.spatial.transform import Rotation
 from torch import Tensor
 
 from nerfdata.errors import ConfigError
+from nerfdata.rotations import axis_angle_matrix, euler_xyz_matrix, rotation_angle_deg
 
 __all__ = [
     "PRESETS",
@@ -44,8 +43,6 @@ __all__ = [
     "look_at_point",
     "orbit",
     "pose_errors",
-    "se3_exp",
-    "se3_hat",
 ]
 
 PresetName = Literal["inerf", "pinerf", "custom"]
@@ -98,31 +95,6 @@ class Perturbation:
     """What was drawn, JSON-ready (axis and angle, or Euler angles; translation)."""
 
 
-def se3_hat(xi: Float[Tensor, "*batch 6"]) -> Float[Tensor, "*batch 4 4"]:
-    """The 4x4 matrix of twist ``xi = (rho, omega)``: ``[[omega^, rho], [0, 0]]``."""
-    rho, omega = xi[..., :3], xi[..., 3:]
-    x, y, z = omega.unbind(-1)
-    zero = torch.zeros_like(x)
-    rows = [
-        torch.stack([zero, -z, y, rho[..., 0]], -1),
-        torch.stack([z, zero, -x, rho[..., 1]], -1),
-        torch.stack([-y, x, zero, rho[..., 2]], -1),
-        torch.stack([zero, zero, zero, zero], -1),
-    ]
-    return torch.stack(rows, -2)
-
-
-def se3_exp(xi: Float[Tensor, "*batch 6"]) -> Float[Tensor, "*batch 4 4"]:
-    """Rigid transform ``exp([xi])`` (differentiable, exact at ``xi = 0``; compute in float64 to stay rigid).
-
-    Example:
-        >>> T = se3_exp(torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, math.pi / 2], dtype=torch.float64))
-        >>> [round(v, 6) + 0.0 for v in T[0, :2].tolist()], round(T[2, 3].item(), 6)
-        ([0.0, -1.0], 3.0)
-    """
-    return torch.linalg.matrix_exp(se3_hat(xi))
-
-
 def _uniform(generator: torch.Generator, shape: tuple[int, ...], bound: float) -> Tensor:
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * bound
 
@@ -144,11 +116,11 @@ def draw_perturbations(config: PerturbationConfig, count: int, generator: torch.
             rotation, description = turn.rotation, dict(turn.description)  # its zero translation is replaced below
         else:
             euler_deg = _uniform(generator, (3,), rot_range)
-            rotation = torch.from_numpy(Rotation.from_euler("xyz", euler_deg.numpy(), degrees=True).as_matrix())
+            rotation = euler_xyz_matrix(euler_deg)
             description = {"euler_xyz_deg": euler_deg.tolist()}
         translation = _uniform(generator, (3,), trans_range)
         description["translation"] = translation.tolist()
-        geodesic = math.degrees(float(torch.linalg.norm(torch.from_numpy(Rotation.from_matrix(rotation.numpy()).as_rotvec()))))
+        geodesic = float(rotation_angle_deg(torch.eye(3, dtype=torch.float64), rotation))
         draws.append(Perturbation(rotation, translation, geodesic, description))
     return draws
 
@@ -161,7 +133,7 @@ def orbit(axis: Float[Tensor, "3"], angle_deg: float) -> Perturbation:
         0.5
     """
     axis = torch.nn.functional.normalize(axis.double(), dim=0)
-    rotation = torch.from_numpy(Rotation.from_rotvec((axis * math.radians(angle_deg)).numpy()).as_matrix())
+    rotation = axis_angle_matrix(axis, torch.tensor(math.radians(angle_deg), dtype=torch.float64))
     description = {"axis": axis.tolist(), "angle_deg": angle_deg, "translation": [0.0, 0.0, 0.0]}
     return Perturbation(rotation, torch.zeros(3, dtype=torch.float64), abs(angle_deg), description)
 
@@ -172,7 +144,7 @@ def apply_perturbation(
     """Rotate the camera pose about ``pivot`` (world frame; None: its own centre), then shift its centre.
 
     Example:
-        >>> quarter = Perturbation(torch.from_numpy(Rotation.from_euler("y", 90, degrees=True).as_matrix()),
+        >>> quarter = Perturbation(euler_xyz_matrix(torch.tensor([0.0, 90.0, 0.0])),
         ...                        torch.zeros(3, dtype=torch.float64), 90.0, {})
         >>> moved = apply_perturbation(torch.eye(4, dtype=torch.float64), quarter, pivot=torch.tensor([0.0, 0.0, -2.0]))
         >>> [round(v, 6) + 0.0 for v in moved[:3, 3].tolist()]  # orbited a quarter turn about the pivot
@@ -203,9 +175,5 @@ def pose_errors(
         >>> pose_errors(torch.eye(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64))[0].item()
         0.0
     """
-    relative = est_c2w[..., :3, :3].transpose(-1, -2) @ gt_c2w[..., :3, :3]
-    cosine = (relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
-    # atan2 of sine and cosine: arccos alone loses precision at the small angles that matter here.
-    skew = relative - relative.transpose(-1, -2)
-    sine = torch.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], -1).norm(dim=-1) / 2.0
-    return torch.rad2deg(torch.atan2(sine, cosine)), (est_c2w[..., :3, 3] - gt_c2w[..., :3, 3]).norm(dim=-1)
+    rotation = rotation_angle_deg(est_c2w[..., :3, :3], gt_c2w[..., :3, :3])
+    return rotation, (est_c2w[..., :3, 3] - gt_c2w[..., :3, 3]).norm(dim=-1)

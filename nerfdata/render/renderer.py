@@ -418,8 +418,8 @@ def render_image(
         out["accumulation"][span] = result.accumulation
         out["range_median"][span] = result.range_median
         out["range_expected"][span] = result.range_expected
-        out["depth_median"][span] = result.range_median * rays.z_per_range
-        out["depth_expected"][span] = result.range_expected * rays.z_per_range
+        out["depth_median"][span] = rays.depth_z(result.range_median)
+        out["depth_expected"][span] = rays.depth_z(result.range_expected)
         out["depth_spread"][span] = result.depth_spread
         if result.normal is not None:
             out["normal"][span] = result.normal

@@ -138,7 +138,7 @@ class MeshRaycaster:
         shade = light.ambient + (1.0 - light.ambient) * np.clip(hits.normal @ to_light, 0.0, None)
         rgb = np.where(hits.hit[:, None], hits.albedo * shade[:, None], background)
         ranges = np.where(hits.hit, hits.range, 0.0)
-        depth = ranges * rays.z_per_range.numpy()
+        depth = rays.depth_z(ranges)
         return GroundTruthImage(
             rgb=rgb.reshape(h, w, 3).astype(np.float32),
             depth=depth.reshape(h, w).astype(np.float32),

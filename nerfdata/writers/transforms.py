@@ -24,6 +24,7 @@ __all__ = [
     "DatasetFrame",
     "FrameRecord",
     "TransformsDataset",
+    "read_cameras",
     "read_transforms",
     "transforms_dict",
     "write_transforms",
@@ -259,3 +260,17 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
         meters_per_unit=meta.get("meters_per_unit"),
         depth_unit_scale_factor=float(meta.get("depth_unit_scale_factor", 1.0 / DEPTH_PNG_SCALE)),
     )
+
+
+def read_cameras(path: str | Path, split: str = "all") -> list[Camera]:
+    """The cameras of a ``transforms.json`` (or its folder): every frame (``"all"``) or one split's.
+
+    Only poses and intrinsics are read: the images need not exist when the file gives their size.
+    This is what the pose samplers that start from a file (``perturb``, ``path``, ``file``) are given.
+
+    Raises:
+        NerfDataError: as :func:`read_transforms`, or the split is empty.
+    """
+    dataset = read_transforms(path, require_images=False)
+    frames = dataset.frames if split == "all" else dataset.split(split)  # type: ignore[arg-type]
+    return [frame.camera for frame in frames]
