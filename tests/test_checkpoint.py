@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from safetensors.torch import save_file
 
 from nerfdata.atomic import sha256_file
 from nerfdata.errors import CheckpointError
-from nerfdata.fields.checkpoint import load_field, save_field
+from nerfdata.fields.base import Field
+from nerfdata.fields.checkpoint import FIELD_TYPES, load_checkpoint, save_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.render.renderer import RenderOptions, render_image
 from tests.test_ngp import make_field
@@ -25,7 +27,7 @@ def ngp_checkpoint(tmp_path):
 
 def test_round_trip_gives_identical_renders(ngp_checkpoint, cameras):
     field, occupancy, json_path = ngp_checkpoint
-    loaded = load_field(json_path.parent)
+    loaded = load_checkpoint(json_path.parent)
     assert loaded.metadata == {"note": "test"} and loaded.sha256 == sha256_file(json_path.with_suffix(".safetensors"))
     assert torch.equal(loaded.occupancy.bits, occupancy.bits) and loaded.occupancy.resolution == 16
     assert not any(p.requires_grad for p in loaded.field.parameters()) and not loaded.field.training
@@ -40,11 +42,21 @@ def test_round_trip_gives_identical_renders(ngp_checkpoint, cameras):
 def test_every_path_form_loads(ngp_checkpoint, which):
     _, _, json_path = ngp_checkpoint
     path = {"folder": json_path.parent, "json": json_path, "safetensors": json_path.with_suffix(".safetensors")}[which]
-    assert load_field(path).json_path == json_path
+    assert load_checkpoint(path).json_path == json_path
+
+
+SHIPPED = sorted((Path(__file__).parents[1] / "scenes").glob("*/field.json"))
+
+
+@pytest.mark.parametrize("json_path", SHIPPED, ids=[p.parent.name for p in SHIPPED])
+def test_every_shipped_checkpoint_loads_and_describes_itself_as_stored(json_path):
+    loaded = load_checkpoint(json_path)
+    stored = json.loads(json_path.read_text())["config"]
+    assert json.dumps(loaded.field.config_dict()) == json.dumps(stored)  # same keys, order and values
 
 
 def test_analytic_round_trip(scene, tmp_path):
-    loaded = load_field(save_field(scene, tmp_path / "analytic.safetensors"))
+    loaded = load_checkpoint(save_field(scene, tmp_path / "analytic.safetensors"))
     assert loaded.field.primitives == scene.primitives and loaded.occupancy is None
 
 
@@ -52,7 +64,7 @@ def test_truncated_tensors_file(ngp_checkpoint):
     tensors = ngp_checkpoint[2].with_suffix(".safetensors")
     tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=r"field\.safetensors: truncated or corrupt"):
-        load_field(tensors)
+        load_checkpoint(tensors)
 
 
 def test_tampered_tensors_file(ngp_checkpoint):
@@ -61,7 +73,7 @@ def test_tampered_tensors_file(ngp_checkpoint):
     data[-3] ^= 0xFF  # flip bits inside a weight: still a valid safetensors file
     tensors.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
-        load_field(tensors)
+        load_checkpoint(tensors)
 
 
 def test_checksum_mismatch_in_the_description(ngp_checkpoint):
@@ -70,7 +82,7 @@ def test_checksum_mismatch_in_the_description(ngp_checkpoint):
     description["sha256"] = "0" * 64
     json_path.write_text(json.dumps(description))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
-        load_field(json_path)
+        load_checkpoint(json_path)
 
 
 def test_missing_and_unexpected_tensors(ngp_checkpoint):
@@ -83,8 +95,11 @@ def test_missing_and_unexpected_tensors(ngp_checkpoint):
     description = json.loads(json_path.read_text())
     description["sha256"] = sha256_file(tensors_path)  # consistent checksum: the content is what is wrong
     json_path.write_text(json.dumps(description))
-    with pytest.raises(CheckpointError, match=r"missing tensors \['color_mlp.0.weight'\]; unexpected tensors \['extra.weight'\]"):
-        load_field(json_path)
+    with pytest.raises(CheckpointError, match=(
+        r"field\.safetensors: does not match the field described in its \.json: "
+        r"missing tensors \['color_mlp.0.weight'\]; unexpected tensors \['extra.weight'\]"
+    )):
+        load_checkpoint(json_path)
 
 
 def test_shape_mismatch(ngp_checkpoint):
@@ -92,42 +107,71 @@ def test_shape_mismatch(ngp_checkpoint):
     description = json.loads(json_path.read_text())
     description["config"]["hash_grid"]["log2_hashmap_size"] = 13  # the tensors hold a 2^12 table
     json_path.write_text(json.dumps(description))
-    with pytest.raises(CheckpointError, match="tensor 'encoder.params' has shape"):
-        load_field(json_path)
+    expected = r"field\.safetensors: tensor 'encoder.params' has shape \(\d+,\), the field described in"
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(json_path)
 
 
 def test_missing_files_and_bad_descriptions(ngp_checkpoint, tmp_path):
     json_path = ngp_checkpoint[2]
     with pytest.raises(CheckpointError, match="nowhere: no such file or folder"):
-        load_field(tmp_path / "nowhere")
+        load_checkpoint(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="field.json: checkpoint description not found"):
-        load_field(tmp_path / "empty")
+        load_checkpoint(tmp_path / "empty")
     (tmp_path / "weights.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
-        load_field(tmp_path / "weights.pt")
+        load_checkpoint(tmp_path / "weights.pt")
     copy = tmp_path / "copy"
     shutil.copytree(json_path.parent, copy)
     (copy / "field.safetensors").unlink()
     with pytest.raises(CheckpointError, match="tensors file not found"):
-        load_field(copy)
+        load_checkpoint(copy)
     (copy / "field.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable checkpoint description"):
-        load_field(copy)
+        load_checkpoint(copy)
     (copy / "field.json").write_text(json.dumps({"format": "nerfdata-field", "format_version": 99}))
     with pytest.raises(CheckpointError, match="format version 99 is not supported"):
-        load_field(copy)
+        load_checkpoint(copy)
     description = json.loads(json_path.read_text()) | {"field_type": "mystery"}
     (copy / "field.json").write_text(json.dumps(description))
     with pytest.raises(CheckpointError, match="unknown field type 'mystery'"):
-        load_field(copy)
+        load_checkpoint(copy)
 
 
-def test_nerfstudio_config_is_refused_clearly(tmp_path):
+def test_a_nerfstudio_config_is_no_nerfdata_checkpoint(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text("method_name: nerfacto\n")
-    with pytest.raises(CheckpointError, match="nerfstudio run configs are not supported"):
-        load_field(config)
+    with pytest.raises(CheckpointError, match=r"config\.yml: a nerfstudio run config holds no nerfdata"):
+        load_checkpoint(config)
+
+
+class ForeignField(Field):
+    """A field nerfdata's checkpoints cannot rebuild (like a nerfstudio run): not in FIELD_TYPES."""
+
+    field_type = "foreign"
+
+    def density(self, positions):
+        return positions.new_zeros(len(positions))
+
+    def query(self, positions, directions):
+        return self.density(positions), positions.new_zeros(len(positions), 3)
+
+    def config_dict(self):
+        return {}
+
+    @classmethod
+    def from_config_dict(cls, config):
+        return cls(torch.tensor([[-1.0] * 3, [1.0] * 3]))
+
+
+def test_a_field_that_cannot_be_loaded_back_is_not_saved(tmp_path):
+    assert "foreign" not in FIELD_TYPES
+    expected = r"cannot save a ForeignField \(field type 'foreign'\): a nerfdata checkpoint holds NGPField"
+    with pytest.raises(CheckpointError, match=expected) as error:
+        save_field(ForeignField(torch.tensor([[-1.0] * 3, [1.0] * 3])), tmp_path / "ckpt")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "ckpt").exists()  # refused before anything is written
 
 
 def test_saving_is_atomic(ngp_checkpoint, monkeypatch):
@@ -141,7 +185,7 @@ def test_saving_is_atomic(ngp_checkpoint, monkeypatch):
     monkeypatch.setattr(checkpoint, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_field(field, json_path)
-    assert load_field(json_path).sha256 == json.loads(json_path.read_text())["sha256"]
+    assert load_checkpoint(json_path).sha256 == json.loads(json_path.read_text())["sha256"]
     assert sorted(p.name for p in json_path.parent.iterdir()) == ["field.json", "field.safetensors"]
 
 
@@ -175,7 +219,7 @@ def test_a_save_interrupted_between_phases_still_loads(ngp_checkpoint, monkeypat
     with pytest.raises(KeyboardInterrupt):
         save_field(field, json_path)
     monkeypatch.undo()
-    loaded = load_field(json_path)
+    loaded = load_checkpoint(json_path)
     assert torch.equal(loaded.field.encoder.params, field.encoder.params)  # the new weights, complete
 
 
@@ -183,6 +227,6 @@ def test_float16_storage_halves_the_file(ngp_checkpoint, tmp_path):
     field, occupancy, json_path = ngp_checkpoint
     half = save_field(field, tmp_path / "half", occupancy, storage_dtype=torch.float16)
     assert half.with_suffix(".safetensors").stat().st_size < 0.6 * json_path.with_suffix(".safetensors").stat().st_size
-    loaded = load_field(half).field
+    loaded = load_checkpoint(half).field
     torch.testing.assert_close(loaded.encoder.params, field.encoder.params.half().float(), rtol=0, atol=0)
     assert loaded.encoder.params.dtype == torch.float32

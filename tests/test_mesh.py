@@ -13,7 +13,7 @@ import trimesh
 from nerfdata.cli import main
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.jobs.mesh import MeshJobConfig, run_mesh
 from nerfdata.jobs.render import CameraConfig, LabelsConfig, RenderJobConfig, run_render

@@ -12,7 +12,7 @@ pytest.importorskip(
 
 from nerfdata.cameras import Camera  # noqa: E402
 from nerfdata.errors import CheckpointError  # noqa: E402
-from nerfdata.fields.checkpoint import load_field  # noqa: E402
+from nerfdata.fields.loading import load_field  # noqa: E402
 from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio  # noqa: E402
 from nerfdata.scenes.dataset import scene_cameras  # noqa: E402
 from nerfdata.scenes.groundtruth import MeshRaycaster  # noqa: E402
@@ -201,13 +201,36 @@ def test_a_checkpoint_with_a_misshapen_tensor_is_refused(tmp_path):
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state["pipeline"]["_model.field.mlp_head.layers.0.weight"] = torch.zeros(3, 3)
     torch.save(state, checkpoint)
-    with pytest.raises(CheckpointError, match="mlp_head.layers.0.weight' has shape"):
+    with pytest.raises(CheckpointError, match=(
+        r"step-\d+\.ckpt: tensor 'field\.mlp_head\.layers\.0\.weight' has shape \(3, 3\), the model in config\.yml"
+    )):
         load_field(tmp_path / "run" / "config.yml")
+
+
+def test_a_checkpoint_missing_a_tensor_is_refused(tmp_path):
+    shutil.copytree(RUN, tmp_path / "run")
+    (checkpoint,) = (tmp_path / "run" / "nerfstudio_models").glob("step-*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    del state["pipeline"]["_model.field.mlp_head.layers.0.weight"]
+    torch.save(state, checkpoint)
+    with pytest.raises(CheckpointError, match=r"step-\d+\.ckpt: does not match the model in config.yml: missing tensors "
+                                              r"\['field.mlp_head.layers.0.weight'\]") as error:
+        load_field(tmp_path / "run" / "config.yml")
+    assert "\n" not in str(error.value)
+
+
+def test_a_nerfstudio_field_is_not_saved_as_a_nerfdata_checkpoint(loaded, tmp_path):
+    """save_field refuses it in one line (it could not be loaded back), and writes nothing."""
+    from nerfdata.fields.checkpoint import save_field
+
+    with pytest.raises(CheckpointError, match=r"cannot save a NerfstudioField \(field type 'nerfstudio'\)") as error:
+        save_field(loaded.field, tmp_path / "ckpt")
+    assert "\n" not in str(error.value) and not (tmp_path / "ckpt").exists()
 
 
 def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Replace the shipped run's PyTorch hash grids and MLPs by random tiny-cuda-nn vectors, as a GPU run stores them."""
-    from nerfdata.fields.nerfstudio_tcnn import hash_grid_config_of
+    from nerfdata.fields.nerfstudio.tcnn import hash_grid_config_of
     from nerfdata.fields.tcnn_convert import tcnn_mlp_num_params
 
     (checkpoint,) = (run / "nerfstudio_models").glob("step-*.ckpt")
@@ -250,7 +273,7 @@ def test_a_tiny_cuda_nn_checkpoint_computes_what_tiny_cuda_nn_computes(tmp_path)
     from tests.test_tcnn_convert import tcnn_mlp_forward
 
     from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode_reference
-    from nerfdata.fields.nerfstudio_tcnn import TcnnHashGrid, TcnnSphericalHarmonics
+    from nerfdata.fields.nerfstudio.tcnn import TcnnHashGrid, TcnnSphericalHarmonics
 
     run = tmp_path / "run"
     shutil.copytree(RUN, run)

@@ -6,7 +6,7 @@ import torch
 from nerfdata.cameras import Rays
 from nerfdata.encoders.hashgrid import HashGridConfig
 from nerfdata.errors import ConfigError
-from nerfdata.fields.ngp import NGPField, NGPFieldConfig, trunc_exp
+from nerfdata.fields.ngp import NGPArchitecture, NGPField, NGPFieldConfig, trunc_exp
 from nerfdata.render.renderer import RenderOptions, render_rays
 
 GRID = HashGridConfig(num_levels=4, log2_hashmap_size=12, base_resolution=8)
@@ -61,6 +61,17 @@ def test_config_round_trip_and_validation():
         NGPFieldConfig(aabb=((0.0, 0.0, 0.0), (1.0, -1.0, 1.0)))
     with pytest.raises(ConfigError, match="NGP field config"):
         NGPFieldConfig.from_dict({"aabb": [[0, 0, 0], [1, 1, 1]], "hidden": 3})
+    with pytest.raises(ConfigError, match="sh_degree must be 1 to 4, got 5"):
+        NGPArchitecture(sh_degree=5)
+
+
+def test_an_architecture_in_a_box_is_the_field_config():
+    """NGPFieldConfig is an NGPArchitecture plus its box; checkpoints store the box first, as they always have."""
+    architecture = NGPArchitecture(hash_grid=GRID, sh_degree=3, geo_feature_dim=7)
+    config = architecture.in_box(((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)))
+    assert isinstance(config, NGPArchitecture) and config.hash_grid is GRID and config.sh_degree == 3
+    assert list(config.to_dict())[:2] == ["aabb", "hash_grid"]
+    assert NGPFieldConfig.from_dict(config.to_dict()) == config
 
 
 def test_trunc_exp_has_a_bounded_gradient():

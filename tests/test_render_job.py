@@ -13,7 +13,7 @@ import torch
 import nerfdata.jobs.render as render_module
 from nerfdata.cameras import look_at_c2w_opengl
 from nerfdata.errors import NerfDataError
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.jobs.render import CameraConfig, CoverageConfig, LabelsConfig, RenderJobConfig, run_render
 from nerfdata.labels.pixel_labels import srgb_to_linear
 from nerfdata.poses import FileConfig, Keyframe, OrbitConfig, PathConfig, PerturbConfig, SamplerConfig
@@ -257,6 +257,7 @@ def test_zero_views_and_unreadable_poses_are_refused(tmp_path):
 
 def test_a_rendered_dataset_trains_a_field(tmp_path):
     from nerfdata.encoders.hashgrid import HashGridConfig
+    from nerfdata.fields.ngp import NGPArchitecture
     from nerfdata.jobs.train import TrainJobConfig, run_train
     from nerfdata.poses import ShellConfig
 
@@ -264,8 +265,9 @@ def test_a_rendered_dataset_trains_a_field(tmp_path):
     data = run_render(job(tmp_path / "data", views=(shell,), camera=CameraConfig(32, 32), outputs=("rgb", "depth")), show_progress=False)
     grid = HashGridConfig(num_levels=6, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.6)
     train = TrainJobConfig(
-        data=data, out=tmp_path / "ckpt", iters=1, rays_per_batch=256, num_steps=96, hash_grid=grid, density_hidden_dim=16,
-        color_hidden_dim=16, occupancy_resolution=16, warmup_iters=10,
+        data=data, out=tmp_path / "ckpt", iters=1, rays_per_batch=256, num_steps=96,
+        field=NGPArchitecture(hash_grid=grid, density_hidden_dim=16, color_hidden_dim=16), occupancy_resolution=16,
+        warmup_iters=10,
     )
     first = run_train(train, show_progress=False)
     trained = run_train(replace(train, iters=80, overwrite=True), show_progress=False)

@@ -13,7 +13,8 @@ import torch
 import nerfdata.jobs.train as train_module
 from nerfdata.encoders.hashgrid import HashGridConfig
 from nerfdata.errors import NerfDataError
-from nerfdata.fields.checkpoint import load_field, load_training_state
+from nerfdata.fields.checkpoint import load_checkpoint, load_training_state
+from nerfdata.fields.ngp import NGPArchitecture
 from nerfdata.jobs.train import TrainJobConfig, estimate_aabb, run_train
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes import write_scene_dataset
@@ -23,6 +24,11 @@ from nerfdata.writers.transforms import read_transforms
 pytest.importorskip("open3d", reason="open3d is a dependency of the ground-truth renderer")
 
 TINY_GRID = HashGridConfig(num_levels=6, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.6)
+TINY_FIELD = NGPArchitecture(hash_grid=TINY_GRID, density_hidden_dim=16, color_hidden_dim=16)
+OLD_PERIODIC_CHECKPOINT = Path(__file__).parent / "data" / "periodic_checkpoint_flat_config"
+"""Written by nerfdata's trainer before TrainJobConfig had ``field``: killed right after its checkpoint at
+iteration 20 of 40 (tiny dataset of this file, 2-level 2^8 grid, 16-wide MLPs); ``training.config`` holds
+``hash_grid``, ``density_hidden_dim`` and ``color_hidden_dim`` at its top level."""
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +46,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 def config(data: Path, out: Path, **kwargs) -> TrainJobConfig:
     base = TrainJobConfig(
-        data=data, out=out, iters=60, rays_per_batch=256, num_steps=96, hash_grid=TINY_GRID, density_hidden_dim=16,
-        color_hidden_dim=16, occupancy_resolution=16, checkpoint_every=1000, eval_views=3, warmup_iters=10,
+        data=data, out=out, iters=60, rays_per_batch=256, num_steps=96, field=TINY_FIELD, occupancy_resolution=16,
+        checkpoint_every=1000, eval_views=3, warmup_iters=10,
     )
     return replace(base, **kwargs)
 
@@ -51,14 +57,14 @@ def test_loss_decreases_and_the_checkpoint_renders_identically(tiny_dataset, tmp
     result = run_train(config(tiny_dataset, tmp_path / "ckpt"), show_progress=False)
     assert result.test_psnr is not None and first.test_psnr is not None
     assert result.test_psnr > first.test_psnr + 3.0  # held-out views, not the training rays
-    loaded = load_field(result.checkpoint)
+    loaded = load_checkpoint(result.checkpoint)
     description = json.loads(result.checkpoint.read_text())
     assert description["storage_dtype"] == "float16" and description["training"] is None
     assert description["metadata"]["training"]["complete"] and loaded.occupancy is not None
     assert load_training_state(result.checkpoint) is None  # a finished run keeps no optimizer state
     # Saved weights are float16: the loaded field renders exactly what float16 weights render.
     camera = read_transforms(tiny_dataset).split("test")[0].camera
-    reloaded = load_field(result.checkpoint)
+    reloaded = load_checkpoint(result.checkpoint)
     options = RenderOptions(num_steps=128)
     a = render_image(loaded.field, camera, options, loaded.occupancy)
     b = render_image(reloaded.field, camera, options, reloaded.occupancy)
@@ -81,12 +87,47 @@ def test_resume_continues_exactly_where_the_run_stopped(tiny_dataset, tmp_path, 
         run_train(config(tiny_dataset, tmp_path / "b", iters=40, checkpoint_every=20), show_progress=False)
     state = load_training_state(tmp_path / "b")
     assert state is not None and state[1]["iteration"] == 20
-    assert load_field(tmp_path / "b").field is not None  # the interrupted checkpoint loads
+    assert load_checkpoint(tmp_path / "b").field is not None  # the interrupted checkpoint loads
     monkeypatch.setattr(train_module, "save_field", real_save)
     resumed = run_train(config(tiny_dataset, tmp_path / "b", iters=40, resume=True), show_progress=False)
-    a, b = load_field(uninterrupted.checkpoint).field, load_field(resumed.checkpoint).field
+    a, b = load_checkpoint(uninterrupted.checkpoint).field, load_checkpoint(resumed.checkpoint).field
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_a_run_checkpointed_before_the_field_entry_resumes(tiny_dataset, tmp_path):
+    """The flat field keys of an older periodic checkpoint's training config are read into ``field``."""
+    out = tmp_path / "old"
+    shutil.copytree(OLD_PERIODIC_CHECKPOINT, out)
+    assert "hash_grid" in json.loads((out / "field.json").read_text())["training"]["config"]
+    resumed = run_train(config(tiny_dataset, out, iters=40, resume=True), show_progress=False)
+    assert resumed.iterations == 40
+    saved = json.loads(resumed.checkpoint.read_text())["metadata"]["training"]["config"]
+    assert "hash_grid" not in saved and saved["field"]["density_hidden_dim"] == 16
+    assert saved["field"]["hash_grid"]["num_levels"] == 2 and saved["field"]["sh_degree"] == 4  # the old runs' default
+    field = load_checkpoint(resumed.checkpoint).field
+    assert field.config.hash_grid.log2_hashmap_size == 8 and field.config.color_hidden_dim == 16
+
+
+def test_every_field_hyper_parameter_can_be_set_for_training(tiny_dataset, tmp_path):
+    architecture = replace(TINY_FIELD, sh_degree=2, geo_feature_dim=7, color_hidden_layers=1)
+    result = run_train(config(tiny_dataset, tmp_path / "sh2", iters=2, field=architecture), show_progress=False)
+    field = load_checkpoint(result.checkpoint).field
+    assert field.config.sh_degree == 2 and field.config.geo_feature_dim == 7
+    assert field.color_mlp[0].in_features == 2**2 + 7 and len(field.color_mlp) == 3  # 1 hidden layer: linear, relu, linear
+
+
+def test_the_cli_sets_field_hyper_parameters(tiny_dataset, tmp_path, capsys):
+    from nerfdata.cli import main
+
+    grid = ["--field.hash-grid.num-levels", "2", "--field.hash-grid.log2-hashmap-size", "8"]
+    small = ["--iters", "1", "--rays-per-batch", "64", "--num-steps", "32", "--eval-views", "0", *grid]
+    args = ["train", str(tiny_dataset), "--out", str(tmp_path / "cli"), "--field.sh-degree", "2", *small]
+    assert main(args) == 0
+    assert load_checkpoint(tmp_path / "cli").field.config.sh_degree == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--field.sh-degree" in capsys.readouterr().out
 
 
 def test_refuses_to_overwrite_or_resume_without_state(tiny_dataset, tmp_path):

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.fields.analytic import AnalyticField
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.jobs.correspond import CorrespondJobConfig, run_correspond
 from nerfdata.jobs.render import RenderJobConfig, run_render
 from nerfdata.labels.correspondences import read_pair, read_pairs_json

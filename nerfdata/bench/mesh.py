@@ -26,7 +26,7 @@ from jaxtyping import Float
 from scipy.spatial import cKDTree
 
 from nerfdata.fields.analytic import AnalyticField
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.mesh_cleanup import mesh_stats
 from nerfdata.scenes.meshes import build_meshes

@@ -4,7 +4,7 @@ For a nerfstudio run trained on a built-in scene (default: ``scenes/mug/nerfacto
 mug scene), on the scene's test cameras:
 
 * **speed**: the same views rendered by nerfstudio (``model.get_outputs_for_camera``, its proposal
-  sampler) and by nerfdata's renderer on the :class:`~nerfdata.fields.nerfstudio.NerfstudioField`
+  sampler) and by nerfdata's renderer on the :class:`~nerfdata.fields.nerfstudio.field.NerfstudioField`
   (occupancy grid built once from the field's density, timed separately), rays per second each
   and their ratio;
 * **agreement**: nerfdata's RGB and z-depth against nerfstudio's (converted to the data's frame and
@@ -28,7 +28,7 @@ from rich.table import Table
 
 from nerfdata.bench.mesh import mesh_distances
 from nerfdata.cameras import Camera
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.render.renderer import RenderOptions, render_image

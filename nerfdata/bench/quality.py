@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.labels.pixel_labels import normals_from_points
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes.dataset import scene_cameras

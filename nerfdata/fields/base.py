@@ -3,16 +3,27 @@
 A field answers ``density(x)`` (per scene unit of length) and ``radiance(x, d)`` (linear RGB in
 ``[0, 1]``) for world points inside its axis-aligned box ``aabb``; outside the box density is zero.
 World coordinates are those of the data the field was trained on, in its units.
+
+Every loader (nerfdata's checkpoints, nerfstudio runs) returns a :class:`LoadedField` and checks
+the tensors it read with :func:`check_state_dict`.
 """
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-__all__ = ["Field", "aabb_to_list", "inside_aabb"]
+from nerfdata.errors import CheckpointError
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+
+__all__ = ["Field", "LoadedField", "aabb_to_list", "check_state_dict", "inside_aabb"]
+
+_LISTED = 8
+"""Tensor names listed in a mismatch message (a nerfstudio model has hundreds)."""
 
 
 def inside_aabb(positions: Float[Tensor, "n 3"], aabb: Float[Tensor, "2 3"]) -> Tensor:
@@ -69,3 +80,61 @@ class Field(nn.Module, ABC):
     def extent(self) -> float:
         """Length of the box diagonal, the field's natural length scale."""
         return float((self.aabb[1] - self.aabb[0]).norm())
+
+
+@dataclass
+class LoadedField:
+    """A field loaded from a checkpoint, frozen (eval mode, no gradients), with what came with it."""
+
+    field: Field
+    occupancy: OccupancyGrid | None
+    json_path: Path
+    """The file that describes the field: nerfdata's ``.json``, or a nerfstudio run's ``config.yml``."""
+    sha256: str
+    """Checksum of the tensors file: identifies the exact weights in dataset manifests."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def occupancy_grid(self, resolution: int = 128) -> OccupancyGrid:
+        """The checkpoint's occupancy grid, or one built from the field's density when it carries none."""
+        return self.occupancy or occupancy_grid_from_density(self.field.density, self.field.aabb, resolution)
+
+
+def _names(names: list[str]) -> str:
+    more = f" (+{len(names) - _LISTED} more)" if len(names) > _LISTED else ""
+    return f"{names[:_LISTED]}{more}"
+
+
+def check_state_dict(
+    path: Path, expected: dict[str, Tensor], tensors: dict[str, Tensor], described_by: str
+) -> None:
+    """Refuse ``tensors`` read from ``path`` unless they have exactly the names and shapes of ``expected``.
+
+    ``expected`` is the state dict of the module built from the checkpoint's description,
+    ``described_by`` names that description in the message (``"the field described in its .json"``).
+    Nothing is ever left at its random initialisation, so a missing tensor is as wrong as a
+    misshapen one.
+
+    Raises:
+        CheckpointError: one line naming ``path``, the missing and unexpected tensors (first 8 of
+            each), or the first tensor whose shape differs.
+
+    Example:
+        >>> expected = {"w": torch.zeros(2, 3)}
+        >>> check_state_dict(Path("x.safetensors"), expected, {"w": torch.ones(2, 3)}, "the model")
+        >>> check_state_dict(Path("x.safetensors"), expected, {"w": torch.ones(3, 2)}, "the model")
+        Traceback (most recent call last):
+        ...
+        nerfdata.errors.CheckpointError: x.safetensors: tensor 'w' has shape (3, 2), the model expects (2, 3)
+    """
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = ([f"missing tensors {_names(missing)}"] if missing else []) + (
+            [f"unexpected tensors {_names(unexpected)}"] if unexpected else []
+        )
+        raise CheckpointError(f"{path}: does not match {described_by}: {'; '.join(parts)}")
+    for name, value in expected.items():
+        shape, wanted = tuple(tensors[name].shape), tuple(value.shape)
+        if shape != wanted:
+            message = f"tensor {name!r} has shape {shape}, {described_by} expects {wanted}"
+            raise CheckpointError(f"{path}: {message}")

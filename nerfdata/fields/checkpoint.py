@@ -4,14 +4,17 @@
 version that wrote it and the sha256 of the tensors file. Loading never unpickles anything
 (safetensors holds raw tensors only) and never falls back to random weights: a missing file, a
 truncated or modified tensors file, a checksum mismatch, a missing, unexpected or misshapen tensor
-is a :class:`~nerfdata.errors.CheckpointError` naming the file and the problem.
+is a :class:`~nerfdata.errors.CheckpointError` naming the file and the problem. Only the field
+types in :data:`FIELD_TYPES` are saved, since only they load again.
 
-The field's occupancy grid (when it has one) is stored beside its weights as ``occupancy.bits``.
+The field's occupancy grid (when it has one) is stored beside its weights as ``occupancy.bits``,
+and a training run in progress stores its state under ``training.`` names
+(:func:`load_training_state`). :func:`nerfdata.fields.loading.load_field` loads these checkpoints
+and nerfstudio runs alike.
 """
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +25,15 @@ from safetensors.torch import save_file
 from nerfdata.atomic import atomic_path, sha256_file, write_json_atomic
 from nerfdata.errors import CheckpointError, NerfDataError
 from nerfdata.fields.analytic import AnalyticField
-from nerfdata.fields.base import Field, aabb_to_list
+from nerfdata.fields.base import Field, LoadedField, aabb_to_list, check_state_dict
 from nerfdata.fields.ngp import NGPField
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.version import __version__
 
 __all__ = [
     "FIELD_TYPES",
     "FORMAT_VERSION",
-    "LoadedField",
-    "load_field",
+    "load_checkpoint",
     "load_training_state",
     "resolve_checkpoint",
     "save_field",
@@ -42,22 +44,6 @@ FORMAT_VERSION = 1
 FIELD_TYPES: dict[str, type[Field]] = {cls.field_type: cls for cls in (NGPField, AnalyticField)}
 _OCCUPANCY_KEY = "occupancy.bits"
 _TRAINING_PREFIX = "training."
-
-
-@dataclass
-class LoadedField:
-    """A field loaded from a checkpoint, frozen (eval mode, no gradients), with what came with it."""
-
-    field: Field
-    occupancy: OccupancyGrid | None
-    json_path: Path
-    sha256: str
-    """Checksum of the tensors file: identifies the exact weights in dataset manifests."""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def occupancy_grid(self, resolution: int = 128) -> OccupancyGrid:
-        """The checkpoint's occupancy grid, or one built from the field's density when it carries none."""
-        return self.occupancy or occupancy_grid_from_density(self.field.density, self.field.aabb, resolution)
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
@@ -108,9 +94,19 @@ def save_field(
         >>> from nerfdata.fields.analytic import AnalyticField, Sphere
         >>> field = AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]])
         >>> json_path = save_field(field, tempfile.mkdtemp())
-        >>> type(load_field(json_path).field).__name__
+        >>> type(load_checkpoint(json_path).field).__name__
         'AnalyticField'
+
+    Raises:
+        CheckpointError: ``field_`` is not one of :data:`FIELD_TYPES` (a nerfstudio field, say),
+            so no checkpoint of it could be loaded; nothing is written.
     """
+    if FIELD_TYPES.get(field_.field_type) is not type(field_):
+        known = ", ".join(f"{cls.__name__} ({name!r})" for name, cls in FIELD_TYPES.items())
+        raise CheckpointError(
+            f"cannot save a {type(field_).__name__} (field type {field_.field_type!r}): "
+            f"a nerfdata checkpoint holds {known} only"
+        )
     if storage_dtype not in (torch.float32, torch.float16):
         raise ValueError(f"storage_dtype must be float32 or float16, got {storage_dtype}")
     path = Path(path)
@@ -196,36 +192,12 @@ def _read_tensors(json_path: Path, description: dict[str, Any]) -> tuple[Path, d
     return tensors_path, tensors
 
 
-def _check_state(tensors_path: Path, field_: Field, tensors: dict[str, torch.Tensor]) -> None:
-    expected = field_.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        parts = ([f"missing tensors {missing}"] if missing else []) + (
-            [f"unexpected tensors {unexpected}"] if unexpected else []
-        )
-        raise CheckpointError(f"{tensors_path}: does not match its field description: {'; '.join(parts)}")
-    for name, value in expected.items():
-        if tuple(tensors[name].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"{tensors_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                f"the field described in its .json expects {tuple(value.shape)}"
-            )
-
-
-def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedField:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedField:
     """Load a checkpoint saved by :func:`save_field` (folder, ``.json`` or ``.safetensors`` path).
-
-    A nerfstudio run's ``config.yml`` (or ``.yaml``) loads as a
-    :class:`~nerfdata.fields.nerfstudio.NerfstudioField` (needs the ``[nerfstudio]`` extra).
 
     Raises:
         CheckpointError: the files are missing, corrupt, modified, or do not match each other.
     """
-    if Path(path).suffix in (".yml", ".yaml"):
-        from nerfdata.fields.nerfstudio import load_nerfstudio_loaded_field
-
-        return load_nerfstudio_loaded_field(path, device)
     json_path, _ = resolve_checkpoint(path)
     description = _read_description(json_path)
     tensors_path, tensors = _read_tensors(json_path, description)
@@ -239,7 +211,7 @@ def load_field(path: str | Path, device: str | torch.device = "cpu") -> LoadedFi
         for name, value in tensors.items()
         if not name.startswith(_TRAINING_PREFIX)
     }
-    _check_state(tensors_path, field_, tensors)
+    check_state_dict(tensors_path, field_.state_dict(), tensors, "the field described in its .json")
     field_.load_state_dict(tensors, strict=True)
     field_.eval().requires_grad_(False)
     occupancy = None

@@ -6,7 +6,7 @@ output, so training behaves the same whether the scene is measured in metres or 
 MLPs have no biases, as in tiny-cuda-nn's fully fused networks.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from nerfdata.encoders.sh import sh_encode
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field, inside_aabb
 
-__all__ = ["NGPField", "NGPFieldConfig", "trunc_exp"]
+__all__ = ["NGPArchitecture", "NGPField", "NGPFieldConfig", "trunc_exp"]
 
 
 class _TruncExp(torch.autograd.Function):
@@ -41,29 +41,52 @@ def trunc_exp(x: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class NGPFieldConfig:
-    """Hyper-parameters of an :class:`NGPField` (everything but the weights)."""
+class NGPArchitecture:
+    """Hyper-parameters of an :class:`NGPField` but its box: what a training run chooses before the data."""
 
-    aabb: tuple[tuple[float, float, float], tuple[float, float, float]]
     hash_grid: HashGridConfig = field(default_factory=HashGridConfig)
     density_hidden_dim: int = 64
     geo_feature_dim: int = 15
+    """Geometry features passed from the density MLP to the colour MLP."""
     color_hidden_dim: int = 64
     color_hidden_layers: int = 2
     sh_degree: int = 4
+    """Spherical-harmonics degree of the view-direction encoding, 1 to 4 (its square: the number of values)."""
     density_bias: float = -1.0
     """Added to the density logit before ``exp`` so that an untrained field starts nearly empty."""
+
+    def __post_init__(self) -> None:
+        for name in ("density_hidden_dim", "geo_feature_dim", "color_hidden_dim", "color_hidden_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"NGP field {name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.sh_degree <= 4:
+            raise ConfigError(f"NGP field sh_degree must be 1 to 4, got {self.sh_degree}")
+
+    def in_box(self, aabb: tuple[tuple[float, float, float], tuple[float, float, float]]) -> "NGPFieldConfig":
+        """This architecture in the box ``aabb = ((min x, y, z), (max x, y, z))``.
+
+        Example:
+            >>> NGPArchitecture(sh_degree=2).in_box(((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))).sh_degree
+            2
+        """
+        return NGPFieldConfig(aabb=aabb, **{f.name: getattr(self, f.name) for f in fields(NGPArchitecture)})
+
+
+@dataclass(frozen=True)
+class NGPFieldConfig(NGPArchitecture):
+    """Hyper-parameters of an :class:`NGPField` (everything but the weights): an architecture in a box."""
+
+    aabb: tuple[tuple[float, float, float], tuple[float, float, float]] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         lower, upper = self.aabb
         if len(lower) != 3 or len(upper) != 3 or not all(u > l for l, u in zip(lower, upper)):
             raise ConfigError(f"NGP field aabb must be [[min x, y, z], [max x, y, z]] with max > min, got {self.aabb}")
-        for name in ("density_hidden_dim", "geo_feature_dim", "color_hidden_dim", "color_hidden_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"NGP field {name} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        return {"aabb": values.pop("aabb"), **values}  # the box first, as checkpoints have always stored it
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "NGPFieldConfig":

@@ -30,7 +30,7 @@ from nerfdata.cameras import Camera
 from nerfdata.config import from_dict, to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.correspondences import ARRAYS, write_matches
 from nerfdata.labels.matching import MatchConfig, Matches, MatchMode, match_pixels

@@ -29,7 +29,8 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
-from nerfdata.fields.checkpoint import LoadedField, load_field
+from nerfdata.fields.base import LoadedField
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.pose_perturbation import (

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nerfdata.errors import ConfigError
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.labels.mesh import MESH_FORMATS, ExtractedMesh, MeshConfig, extract_mesh, write_mesh
 from nerfdata.labels.mesh_cleanup import CleanupConfig, MeshStats, mesh_stats
 

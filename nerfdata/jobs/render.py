@@ -24,7 +24,7 @@ from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
-from nerfdata.fields.checkpoint import load_field
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh

@@ -5,11 +5,16 @@ density and a mean-capped threshold, Instant-NGP's rules), Adam with warm-up and
 periodic checkpoints that hold the whole training state (so ``--resume`` continues exactly where an
 interrupted run stopped), and a final compact checkpoint that keeps the training grid: the field's
 appearance was fitted with exactly those cells skipped.
+
+:func:`run_train` is four named steps over a :class:`TrainState`: :func:`start_or_resume`,
+:func:`train_step` (one optimisation step), :func:`refresh_occupancy` and :func:`save_checkpoint`
+(periodic) / :func:`save_trained_field` (final).
 """
 
+import dataclasses
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,24 +27,43 @@ from nerfdata.cameras import Camera, Rays
 from nerfdata.config import from_dict, to_dict
 from nerfdata.encoders.hashgrid import HashGridConfig
 from nerfdata.errors import ConfigError, NerfDataError
-from nerfdata.fields.checkpoint import load_field, load_training_state, save_field
-from nerfdata.fields.ngp import NGPField, NGPFieldConfig
+from nerfdata.fields.checkpoint import load_checkpoint, load_training_state, save_field
+from nerfdata.fields.ngp import NGPArchitecture, NGPField
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_from_ema, update_density_ema
 from nerfdata.render.renderer import RenderOptions, render_image, render_rays
 from nerfdata.render.volume import distortion_loss
-from nerfdata.writers.transforms import DatasetFrame, read_transforms
+from nerfdata.writers.transforms import DatasetFrame, TransformsDataset, read_transforms
 
-__all__ = ["TrainJobConfig", "TrainResult", "estimate_aabb", "psnr", "run_train"]
+__all__ = [
+    "TrainJobConfig",
+    "TrainResult",
+    "TrainState",
+    "estimate_aabb",
+    "psnr",
+    "refresh_occupancy",
+    "run_train",
+    "save_checkpoint",
+    "save_trained_field",
+    "start_or_resume",
+    "train_step",
+]
+
+_FLAT_FIELD_KEYS = ("hash_grid", "density_hidden_dim", "color_hidden_dim")
+"""The field hyper-parameters a saved training config held at its top level before ``field`` held them all."""
+
+_WARM_UP_STEPS = 256
+"""Steps during which every occupancy cell is measured (afterwards a random quarter per refresh)."""
 
 
-def _default_grid() -> HashGridConfig:
+def _default_field() -> NGPArchitecture:
     # 12 levels from 16 to 512 cells, 2^16 entries: ~1.3 M parameters, 2.5 MB stored in float16.
-    return HashGridConfig.from_resolutions(16, 512, num_levels=12, log2_hashmap_size=16)
+    grid = HashGridConfig.from_resolutions(16, 512, num_levels=12, log2_hashmap_size=16)
+    return NGPArchitecture(hash_grid=grid)
 
 
 @dataclass(frozen=True)
 class TrainJobConfig:
-    """A training run: data, output, schedule and the field's size."""
+    """A training run: data, output, schedule and the field's hyper-parameters."""
 
     data: Path
     """Dataset folder (or its transforms.json)."""
@@ -58,9 +82,8 @@ class TrainJobConfig:
     """Marching steps along the box diagonal during training."""
     distortion_weight: float = 0.0
     """Weight of Mip-NeRF 360's distortion loss (distances in box diagonals): crisper surfaces."""
-    hash_grid: HashGridConfig = field(default_factory=_default_grid)
-    density_hidden_dim: int = 64
-    color_hidden_dim: int = 64
+    field: NGPArchitecture = dataclasses.field(default_factory=_default_field)
+    """The field's hyper-parameters but its box (from the data), e.g. --field.sh-degree 2; kept on --resume."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid maintained during training."""
     occupancy_update_every: int = 16
@@ -148,14 +171,6 @@ def _optimizer(field_: NGPField, config: TrainJobConfig) -> torch.optim.Adam:
     )
 
 
-def _training_state(optimizer: torch.optim.Adam, ema: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"occupancy_ema": ema, "rng": generator.get_state()}
-    for index, values in optimizer.state_dict()["state"].items():
-        for key, value in values.items():
-            state[f"adam.{index}.{key}"] = torch.as_tensor(value)
-    return state
-
-
 def _restore_optimizer(optimizer: torch.optim.Adam, tensors: dict[str, torch.Tensor]) -> None:
     saved = optimizer.state_dict()
     for name, value in tensors.items():
@@ -163,11 +178,6 @@ def _restore_optimizer(optimizer: torch.optim.Adam, tensors: dict[str, torch.Ten
             _, index, key = name.split(".")
             saved["state"].setdefault(int(index), {})[key] = value
     optimizer.load_state_dict(saved)
-
-
-def _prepare_out(config: TrainJobConfig) -> None:
-    if (config.out / "field.json").exists() and not (config.resume or config.overwrite):
-        raise NerfDataError(f"{config.out}: already holds a checkpoint; pass --resume to continue it or --overwrite")
 
 
 @torch.no_grad()
@@ -181,90 +191,174 @@ def _evaluate(field_: NGPField, frames: list[DatasetFrame], occupancy: Occupancy
     return psnr(float(np.mean(errors)))
 
 
+@dataclass
+class TrainState:
+    """A run in progress: what a periodic checkpoint holds, and what each step changes."""
+
+    config: TrainJobConfig
+    field: NGPField
+    optimizer: torch.optim.Adam
+    ema: torch.Tensor
+    """Decaying maximum of the density per occupancy cell, ``(R^3,)`` (``inf``: not measured yet)."""
+    occupancy: OccupancyGrid
+    """The grid the renderer skips empty cells by; rebuilt from ``ema`` by :func:`refresh_occupancy`."""
+    generator: torch.Generator
+    """The run's only source of randomness after the field's initialisation (saved, for exact resume)."""
+    iteration: int
+    """Optimisation steps done."""
+
+
+def _training_state(state: TrainState) -> dict[str, torch.Tensor]:
+    tensors = {"occupancy_ema": state.ema, "rng": state.generator.get_state()}
+    for index, values in state.optimizer.state_dict()["state"].items():
+        for key, value in values.items():
+            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value)
+    return tensors
+
+
+def _saved_config(out: Path, values: dict[str, Any]) -> TrainJobConfig:
+    """The config a periodic checkpoint saved; one written before ``field`` held its three field keys flat."""
+    flat = {key: values[key] for key in _FLAT_FIELD_KEYS if key in values}
+    values = {key: value for key, value in values.items() if key not in flat}
+    if flat:
+        values["field"] = values.get("field", {}) | flat
+    return from_dict(TrainJobConfig, values, f"{out}: saved training config")
+
+
+def _start(config: TrainJobConfig, dataset: TransformsDataset, generator: torch.Generator) -> TrainState:
+    aabb = dataset.aabb
+    if aabb is None:
+        aabb = estimate_aabb([f.camera for f in dataset.split("train")])
+    field_ = NGPField(config.field.in_box(tuple(tuple(float(v) for v in corner) for corner in aabb)))  # type: ignore[arg-type]
+    ema = torch.full((config.occupancy_resolution**3,), float("inf"))  # everything occupied until measured
+    occupancy = occupancy_from_ema(ema, field_.aabb)
+    return TrainState(config, field_, _optimizer(field_, config), ema, occupancy, generator, iteration=0)
+
+
+def _resume(config: TrainJobConfig, generator: torch.Generator) -> TrainState:
+    saved_state = load_training_state(config.out)
+    if saved_state is None:
+        raise NerfDataError(f"{config.out}: no training state to resume (the run is complete or was not saved by train)")
+    tensors, info = saved_state
+    saved = _saved_config(config.out, info["config"])
+    config = replace(saved, iters=config.iters, resume=True, out=config.out, data=config.data)
+    field_: NGPField = load_checkpoint(config.out).field.train().requires_grad_(True)  # type: ignore[assignment]
+    optimizer = _optimizer(field_, config)
+    _restore_optimizer(optimizer, tensors)
+    ema = tensors["occupancy_ema"].float()
+    generator.set_state(tensors["rng"])
+    occupancy = occupancy_from_ema(ema, field_.aabb)
+    return TrainState(config, field_, optimizer, ema, occupancy, generator, iteration=int(info["iteration"]))
+
+
+def start_or_resume(config: TrainJobConfig, dataset: TransformsDataset) -> TrainState:
+    """A new run (in the dataset's box, or one around what the cameras see), or the one saved in ``config.out``.
+
+    On resume the saved configuration is kept but for ``iters``, ``data`` and ``out``; the weights,
+    optimizer moments, occupancy statistics and random state continue exactly.
+
+    Raises:
+        NerfDataError: ``config.out`` holds a checkpoint and neither ``resume`` nor ``overwrite``
+            is set, or ``resume`` is set and it holds no training state.
+    """
+    if (config.out / "field.json").exists() and not (config.resume or config.overwrite):
+        raise NerfDataError(f"{config.out}: already holds a checkpoint; pass --resume to continue it or --overwrite")
+    torch.manual_seed(config.seed)  # the field's initialisation
+    generator = torch.Generator().manual_seed(config.seed)
+    return _resume(config, generator) if config.resume else _start(config, dataset, generator)
+
+
+def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: RenderOptions) -> float:
+    """One optimisation step on ``rays_per_batch`` random rays of ``rays`` (colours ``targets``, ``(n, 3)``).
+
+    Loss: photometric MSE plus, when ``distortion_weight > 0``, Mip-NeRF 360's distortion loss
+    (distances in box diagonals). Returns the photometric MSE; ``state.iteration`` advances by one.
+    """
+    config, field_ = state.config, state.field
+    for group in state.optimizer.param_groups:
+        group["lr"] = _learning_rate(config, state.iteration)
+    batch = torch.randint(len(rays), (config.rays_per_batch,), generator=state.generator)
+    result = render_rays(field_, rays[batch], options, state.occupancy, state.generator)
+    photometric = torch.nn.functional.mse_loss(result.rgb, targets[batch])
+    loss = photometric
+    if result.samples is not None:
+        s = result.samples
+        scale = 1.0 / field_.extent
+        distortion = distortion_loss(s.ray_indices, s.t_start * scale, s.t_end * scale, s.weights, len(batch))
+        loss = loss + config.distortion_weight * distortion.mean()
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    state.iteration += 1
+    return float(photometric.detach())
+
+
+def refresh_occupancy(state: TrainState) -> None:
+    """Fold the field's current density into the occupancy statistics and rebuild the grid from them.
+
+    During the first 256 steps every cell is measured (cells never measured count as empty from
+    then on); later a random quarter of them, as in Instant-NGP.
+    """
+    num_cells = state.ema.numel()
+    if state.iteration <= _WARM_UP_STEPS:  # the step just taken was one of the first 256
+        cells, ema = torch.arange(num_cells), torch.nan_to_num(state.ema, posinf=0.0)
+    else:
+        cells, ema = torch.randint(num_cells, (num_cells // 4,), generator=state.generator), state.ema
+    state.ema = update_density_ema(ema, state.field.density, state.field.aabb, cells, state.generator)
+    state.occupancy = occupancy_from_ema(state.ema, state.field.aabb)
+
+
+def save_checkpoint(state: TrainState) -> Path:
+    """A checkpoint of the run in progress (float32 weights, the training grid, the whole training state)."""
+    info = {"config": to_dict(state.config), "iteration": state.iteration, "complete": False}
+    return save_field(state.field, state.config.out, state.occupancy, training=(_training_state(state), info))
+
+
+def save_trained_field(
+    state: TrainState, dataset: TransformsDataset, seconds: float, test_psnr: float | None
+) -> Path:
+    """The final checkpoint: weights in ``storage`` precision and the training grid, no training state."""
+    config = state.config
+    info = {
+        "config": to_dict(config), "iteration": config.iters, "complete": True,
+        "seconds": round(seconds, 1), "test_psnr": test_psnr,
+    }
+    storage = torch.float16 if config.storage == "float16" else torch.float32
+    metadata = {"dataset": str(dataset.path), "meters_per_unit": dataset.meters_per_unit, "training": info}
+    return save_field(state.field, config.out, state.occupancy, metadata=metadata, storage_dtype=storage)
+
+
 def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult:
     """Train (or resume) and write the checkpoint; returns where it is and how it went."""
     dataset = read_transforms(config.data)
     train_frames = dataset.split("train")
     test_frames = [f for f in dataset.frames if f.split == "test"]
-    _prepare_out(config)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    start_iteration = 0
-    if config.resume:
-        state = load_training_state(config.out)
-        if state is None:
-            raise NerfDataError(f"{config.out}: no training state to resume (the run is complete or was not saved by train)")
-        tensors, info = state
-        saved = from_dict(TrainJobConfig, info["config"], f"{config.out}: saved training config")
-        config = replace(saved, iters=config.iters, resume=True, out=config.out, data=config.data)
-        loaded = load_field(config.out)
-        field_: NGPField = loaded.field.train().requires_grad_(True)  # type: ignore[assignment]
-        optimizer = _optimizer(field_, config)
-        _restore_optimizer(optimizer, tensors)
-        ema = tensors["occupancy_ema"].float()
-        generator.set_state(tensors["rng"])
-        start_iteration = int(info["iteration"])
-    else:
-        aabb = dataset.aabb if dataset.aabb is not None else estimate_aabb([f.camera for f in train_frames])
-        field_config = NGPFieldConfig(
-            aabb=tuple(tuple(float(v) for v in corner) for corner in aabb),  # type: ignore[arg-type]
-            hash_grid=config.hash_grid,
-            density_hidden_dim=config.density_hidden_dim,
-            color_hidden_dim=config.color_hidden_dim,
-        )
-        field_ = NGPField(field_config)
-        optimizer = _optimizer(field_, config)
-        ema = torch.full((config.occupancy_resolution**3,), float("inf"))  # everything occupied until measured
-    background = 1.0 if config.background == "white" else 0.0
-    targets = _load_images(train_frames, background)
+    state = start_or_resume(config, dataset)
+    config = state.config
+    targets = _load_images(train_frames, 1.0 if config.background == "white" else 0.0)
     rays = Rays.cat([frame.camera.rays() for frame in train_frames])
     options = RenderOptions(
         num_steps=config.num_steps, background=config.background, normals=False, stratified=True,
         chunk_rays=config.rays_per_batch, return_samples=config.distortion_weight > 0,
     )
-    occupancy = occupancy_from_ema(ema, field_.aabb)
-    info: dict[str, Any] = {"config": to_dict(config), "iteration": start_iteration, "complete": False}
-    num_cells = ema.numel()
     start = time.perf_counter()
     running_mse = None
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("train", total=config.iters, completed=start_iteration, status="")
-        for iteration in range(start_iteration, config.iters):
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, iteration)
-            batch = torch.randint(len(rays), (config.rays_per_batch,), generator=generator)
-            result = render_rays(field_, rays[batch], options, occupancy, generator)
-            photometric = torch.nn.functional.mse_loss(result.rgb, targets[batch])
-            loss = photometric
-            if result.samples is not None:
-                s = result.samples
-                scale = 1.0 / field_.extent
-                distortion = distortion_loss(s.ray_indices, s.t_start * scale, s.t_end * scale, s.weights, len(batch))
-                loss = loss + config.distortion_weight * distortion.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            mse = float(photometric.detach())
+        task = progress.add_task("train", total=config.iters, completed=state.iteration, status="")
+        while state.iteration < config.iters:
+            mse = train_step(state, rays, targets, options)
             running_mse = mse if running_mse is None else 0.95 * running_mse + 0.05 * mse
-            if (iteration + 1) % config.occupancy_update_every == 0:
-                cells = torch.arange(num_cells) if iteration < 256 else torch.randint(num_cells, (num_cells // 4,), generator=generator)
-                ema = update_density_ema(torch.nan_to_num(ema, posinf=0.0) if iteration < 256 else ema, field_.density, field_.aabb, cells, generator)
-                occupancy = occupancy_from_ema(ema, field_.aabb)
-            if (iteration + 1) % config.checkpoint_every == 0 and iteration + 1 < config.iters:
-                info["iteration"] = iteration + 1
-                save_field(field_, config.out, occupancy, training=(_training_state(optimizer, ema, generator), dict(info)))
+            if state.iteration % config.occupancy_update_every == 0:
+                refresh_occupancy(state)
+            if state.iteration % config.checkpoint_every == 0 and state.iteration < config.iters:
+                save_checkpoint(state)
             progress.update(task, advance=1, status=f"loss {running_mse:.5f} psnr {psnr(running_mse):.2f}")
     seconds = time.perf_counter() - start
-    field_.eval().requires_grad_(False)
+    state.field.eval().requires_grad_(False)
     # The field was fitted with the training grid's empty cells skipped: render it with the same grid.
-    final_grid = occupancy
     test_psnr = None
     if test_frames and config.eval_views > 0:
-        test_psnr = _evaluate(field_, test_frames[: config.eval_views], final_grid, config.background)
-    info.update(iteration=config.iters, complete=True, seconds=round(seconds, 1), test_psnr=test_psnr)
-    storage = torch.float16 if config.storage == "float16" else torch.float32
-    metadata = {"dataset": str(dataset.path), "meters_per_unit": dataset.meters_per_unit, "training": info}
-    checkpoint = save_field(field_, config.out, final_grid, metadata=metadata, storage_dtype=storage)
+        test_psnr = _evaluate(state.field, test_frames[: config.eval_views], state.occupancy, config.background)
+    checkpoint = save_trained_field(state, dataset, seconds, test_psnr)
     return TrainResult(checkpoint, config.iters, seconds, psnr(running_mse or 1.0), test_psnr)
-

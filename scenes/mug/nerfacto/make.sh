@@ -13,7 +13,7 @@ for frame in meta["frames"]:
 meta["val_filenames"] = meta["test_filenames"]
 json.dump(meta, open("data/mug/transforms_nerfstudio.json", "w"), indent=1)
 PY
-python -m nerfdata.fields.nerfstudio_train nerfacto --machine.device-type cpu --vis tensorboard \
+python -m nerfdata.fields.nerfstudio.train nerfacto --machine.device-type cpu --vis tensorboard \
     --output-dir data/ns-runs --experiment-name mug --timestamp run \
     --max-num-iterations 800 --steps-per-save 800 \
     --steps-per-eval-batch 100000 --steps-per-eval-image 100000 --steps-per-eval-all-images 100000 \

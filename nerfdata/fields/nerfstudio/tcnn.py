@@ -10,7 +10,7 @@ elsewhere), and swaps the spherical-harmonics encodings for tiny-cuda-nn's (nerf
 PyTorch one is evaluated on ``(d + 1) / 2``, tiny-cuda-nn's maps that back to ``d``).
 
 Every tiny-cuda-nn vector must convert; anything unexpected is a :class:`CheckpointError`.
-Imports nerfstudio (the ``[nerfstudio]`` extra).
+:func:`convert_tcnn_modules` imports nerfstudio (the ``[nerfstudio]`` extra).
 """
 
 from pathlib import Path
