@@ -51,7 +51,7 @@ __all__ = [
 _FLAT_FIELD_KEYS = ("hash_grid", "density_hidden_dim", "color_hidden_dim")
 """The field hyper-parameters a saved training config held at its top level before ``field`` held them all."""
 
-_WARM_UP_STEPS = 256
+_ALL_CELLS_STEPS = 256
 """Steps during which every occupancy cell is measured (afterwards a random quarter per refresh)."""
 
 
@@ -217,7 +217,7 @@ def _training_state(state: TrainState) -> dict[str, torch.Tensor]:
 
 
 def _saved_config(out: Path, values: dict[str, Any]) -> TrainJobConfig:
-    """The config a periodic checkpoint saved; one written before ``field`` held its three field keys flat."""
+    """The config a periodic checkpoint saved (older ones kept three of the field's keys flat: moved into ``field``)."""
     flat = {key: values[key] for key in _FLAT_FIELD_KEYS if key in values}
     values = {key: value for key, value in values.items() if key not in flat}
     if flat:
@@ -300,7 +300,7 @@ def refresh_occupancy(state: TrainState) -> None:
     then on); later a random quarter of them, as in Instant-NGP.
     """
     num_cells = state.ema.numel()
-    if state.iteration <= _WARM_UP_STEPS:  # the step just taken was one of the first 256
+    if state.iteration <= _ALL_CELLS_STEPS:  # the step just taken was one of the first 256
         cells, ema = torch.arange(num_cells), torch.nan_to_num(state.ema, posinf=0.0)
     else:
         cells, ema = torch.randint(num_cells, (num_cells // 4,), generator=state.generator), state.ema
