@@ -14,7 +14,7 @@ from rich.console import Console
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
-from nerfdata.bench.quality import shipped_scenes
+from nerfdata.bench.shipped import SCENES, shipped_scenes
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +24,7 @@ if __name__ == "__main__":
     parser.add_argument("--views", type=int, default=None, help="use only the first N test views")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
-    scenes = args.scenes or [*shipped_scenes(), Path("scenes/analytic_demo")]
+    scenes = args.scenes or [*shipped_scenes(), SCENES / "analytic_demo"]
     console = Console(width=170)
     rows = []
     for scene in scenes:

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
-from nerfdata.bench.quality import shipped_scenes
+from nerfdata.bench.shipped import shipped_scenes
 from nerfdata.labels.inerf import SolverConfig
 
 if __name__ == "__main__":

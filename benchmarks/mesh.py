@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
-from nerfdata.bench.quality import shipped_scenes
 from nerfdata.bench.runner import mesh_table
+from nerfdata.bench.shipped import SCENES, shipped_scenes
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,8 +22,8 @@ if __name__ == "__main__":
     parser.add_argument("--scenes", type=Path, nargs="*", help="scene folders (default: every shipped scene)")
     args = parser.parse_args()
     rows = [mesh_quality(scene, args.resolution) for scene in (args.scenes or shipped_scenes())]
-    if not args.scenes and Path("scenes/analytic_demo/field.json").exists():
-        rows.append(analytic_mesh_quality(Path("scenes/analytic_demo"), args.resolution))
+    if not args.scenes and (SCENES / "analytic_demo" / "field.json").exists():
+        rows.append(analytic_mesh_quality(SCENES / "analytic_demo", args.resolution))
     console = Console(width=130)
     console.print(mesh_table(rows))
     for row in rows:

@@ -40,8 +40,10 @@ class BenchCommand:
 
     quick: bool = False
     """Fewer and smaller measurements (a smoke run; figures are noisier)."""
-    out: Path = Path("benchmarks/results.json")
-    """Where the figures are written as JSON."""
+    out: Path | None = None
+    """Where the figures are written as JSON (default: benchmarks/results.json of the package's checkout)."""
+    scenes: Path | None = None
+    """Folder of the scenes to measure (default: scenes/ of the package's checkout, from any folder)."""
 
 
 def _yaml_then_flags(cls: type[T], argv: Sequence[str], prog: str, poses_flag: bool = False) -> T:
@@ -171,9 +173,10 @@ def _inerf(argv: Sequence[str]) -> None:
 
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
+    from nerfdata.bench.shipped import RESULTS, SCENES
 
     command = tyro.cli(BenchCommand, args=list(argv), prog="nerfdata bench")
-    run_benchmarks(quick=command.quick, out=command.out)
+    run_benchmarks(command.quick, command.out or RESULTS, command.scenes or SCENES)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {

@@ -132,3 +132,11 @@ def test_inerf_bad_input_is_one_line(tmp_path, capsys):
     assert status == 2 and captured.err.count("\n") == 1 and "usage: nerfdata inerf targets" in captured.err
     status, captured = run(capsys, "inerf", "solve", "--field", "scenes/analytic_demo", "--targets", str(tmp_path / "nowhere"))
     assert status == 2 and "no inerf targets" in captured.err and captured.err.count("\n") == 1
+
+
+def test_bench_takes_its_scenes_folder_and_checks_it_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # away from the checkout: the default scenes are found from the package
+    missing, out = tmp_path / "missing", tmp_path / "r.json"
+    status, captured = run(capsys, "bench", "--scenes", str(missing), "--out", str(out))
+    assert status == 2 and captured.err.strip().count("\n") == 0
+    assert "missing: no scenes folder here" in captured.err and not out.exists()

@@ -14,11 +14,11 @@ import nerfdata.jobs.render as render_module
 from nerfdata.cameras import look_at_c2w_opengl
 from nerfdata.errors import NerfDataError
 from nerfdata.fields.loading import load_field
-from nerfdata.jobs.render import CameraConfig, CoverageConfig, LabelsConfig, RenderJobConfig, run_render
-from nerfdata.labels.pixel_labels import srgb_to_linear
+from nerfdata.jobs.render import CameraConfig, CoverageConfig, RenderJobConfig, run_render
+from nerfdata.labels.view_labels import LabelsConfig
 from nerfdata.poses import FileConfig, Keyframe, OrbitConfig, PathConfig, PerturbConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions
-from nerfdata.writers.images import read_depth_png
+from nerfdata.writers.images import read_depth_png, srgb_to_linear
 from nerfdata.writers.transforms import FrameRecord, read_transforms, write_transforms
 
 FIELD = Path("scenes/analytic_demo")

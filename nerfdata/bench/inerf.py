@@ -7,6 +7,7 @@ rotation error < 5 degrees and camera-centre error < 0.05 scene units. Published
 reference (LLFF scenes, their own protocols): iNeRF after 300 steps about 35%, Loc-NeRF 70-75%.
 """
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from nerfdata.bench.shipped import CHECKOUT, CONFIGS
 from nerfdata.config import from_dict, load_yaml
 from nerfdata.jobs.inerf import InerfSolveConfig, InerfTargetsConfig, run_inerf_solve, run_inerf_targets
 from nerfdata.labels.inerf import SamplingStrategy, SolverConfig
@@ -23,7 +25,7 @@ from nerfdata.labels.pose_perturbation import PresetName
 
 __all__ = ["PUBLISHED", "bench_targets_config", "inerf_benchmark", "inerf_table"]
 
-TARGET_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "inerf"
+TARGET_CONFIGS = CONFIGS / "inerf"
 """Per-scene target recipes (``NAME.yaml``) the benchmark uses when they exist."""
 
 PUBLISHED = {"iNeRF (LLFF, 300 steps)": 0.35, "Loc-NeRF (LLFF)": 0.725}
@@ -36,13 +38,27 @@ def bench_targets_config(
     """The benchmark's targets of a scene, without a mesh.
 
     From ``configs/inerf/NAME.yaml`` when the scene has one (the room: views near its own cameras,
-    inside it), else from the default hemisphere shell around the field's box.
+    inside it), else from the default hemisphere shell around the field's box. The recipe's paths
+    are relative to the checkout (configs run from its root), so they are taken from there.
     """
     overrides = dict(field=scene, out=out, num=num, seed=seed, preset=preset, mesh=False, overwrite=False)
     recipe = TARGET_CONFIGS / f"{scene.name}.yaml"
     if recipe.is_file():
-        return replace(from_dict(InerfTargetsConfig, load_yaml(recipe), str(recipe)), **overrides)
+        config = from_dict(InerfTargetsConfig, load_yaml(recipe), str(recipe))
+        return replace(config, views=_rebased(config.views, CHECKOUT), **overrides)
     return InerfTargetsConfig(**overrides)
+
+
+def _rebased(value: Any, root: Path) -> Any:
+    """``value`` (a config, tuple or path) with every relative path taken from ``root``."""
+    if isinstance(value, Path):
+        return root / value
+    if isinstance(value, tuple):
+        return tuple(_rebased(item, root) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        rebased = {f.name: _rebased(getattr(value, f.name), root) for f in dataclasses.fields(value)}
+        return replace(value, **rebased)
+    return value
 
 
 def inerf_benchmark(

@@ -27,6 +27,7 @@ import torch
 from rich.table import Table
 
 from nerfdata.bench.mesh import mesh_distances
+from nerfdata.bench.shipped import SCENES
 from nerfdata.cameras import Camera
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
@@ -39,7 +40,8 @@ from nerfdata.scenes.recipe import load_recipe
 
 __all__ = ["nerfstudio_available", "nerfstudio_benchmark", "nerfstudio_table"]
 
-DEFAULT_RUN = Path("scenes/mug/nerfacto/config.yml")
+DEFAULT_RUN = SCENES / "mug" / "nerfacto" / "config.yml"
+"""The shipped nerfstudio run (nerfacto on the mug), in the checkout."""
 
 
 def nerfstudio_available(config: Path = DEFAULT_RUN) -> bool:

@@ -1,7 +1,8 @@
 """Label quality of shipped fields against exact ground truth, on each scene's test views.
 
-For every scene folder holding a trained field (``scenes/NAME/field.json``), its test cameras are
-rendered from the field and ray cast against the scene's meshes, and compared:
+For every scene folder holding a trained field (``scenes/NAME/field.json``, found by
+:mod:`nerfdata.bench.shipped`), its test cameras are rendered from the field and ray cast against
+the scene's meshes, and compared:
 
 * PSNR of the RGB image (mean over views);
 * depth: mean absolute error of median z-depth (scene units, and metres for metric scenes) and mean
@@ -24,12 +25,7 @@ from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import load_recipe
 
-__all__ = ["scene_quality", "shipped_scenes"]
-
-
-def shipped_scenes(root: Path = Path("scenes")) -> list[Path]:
-    """Scene folders that hold both a recipe and a trained field."""
-    return sorted(p for p in root.iterdir() if (p / "scene.yaml").exists() and (p / "field.json").exists())
+__all__ = ["scene_quality"]
 
 
 def scene_quality(scene: Path, views: int | None = None) -> dict[str, Any]:

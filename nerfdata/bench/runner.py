@@ -13,8 +13,14 @@ from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
-from nerfdata.bench.nerfstudio import nerfstudio_available, nerfstudio_benchmark, nerfstudio_table
-from nerfdata.bench.quality import scene_quality, shipped_scenes
+from nerfdata.bench.nerfstudio import (
+    DEFAULT_RUN,
+    nerfstudio_available,
+    nerfstudio_benchmark,
+    nerfstudio_table,
+)
+from nerfdata.bench.quality import scene_quality
+from nerfdata.bench.shipped import RESULTS, SCENES, shipped_scenes
 from nerfdata.version import __version__
 
 __all__ = ["run_benchmarks"]
@@ -79,8 +85,22 @@ def mesh_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/results.json")) -> dict[str, Any]:
-    """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures."""
+def run_benchmarks(
+    quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES
+) -> dict[str, Any]:
+    """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures.
+
+    Args:
+        quick: Fewer and smaller measurements (a smoke run).
+        out: Where the figures are written as JSON (default: the checkout's ``benchmarks/results.json``).
+        scenes_root: The folder of the scenes measured (default: the checkout's ``scenes/``).
+
+    Raises:
+        NerfDataError: ``scenes_root`` is not a folder (before anything is measured).
+    """
+    scenes = shipped_scenes(scenes_root)
+    analytic_demo = scenes_root / "analytic_demo"
+    nerfstudio_run = scenes_root / DEFAULT_RUN.relative_to(SCENES)
     console = Console()
     resolution = 64 if quick else 256
     repeats = 1 if quick else 3
@@ -91,17 +111,17 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
     console.print(_render_table(render_rows, resolution))
-    quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in shipped_scenes()]
+    quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
     mesh_resolution = 128 if quick else 256
-    mesh_rows = [mesh_quality(scene, mesh_resolution) for scene in shipped_scenes()]
-    if Path("scenes/analytic_demo/field.json").exists():
-        mesh_rows.append(analytic_mesh_quality(Path("scenes/analytic_demo"), mesh_resolution))
+    mesh_rows = [mesh_quality(scene, mesh_resolution) for scene in scenes]
+    if (analytic_demo / "field.json").exists():
+        mesh_rows.append(analytic_mesh_quality(analytic_demo, mesh_resolution))
     console.print(mesh_table(mesh_rows))
     correspondence_rows = [
         row
-        for scene in shipped_scenes()
+        for scene in scenes
         for row in correspondence_quality(scene, pairs=2 if quick else 8, per_pair=512 if quick else 2048, views=6 if quick else None)
     ]
     if correspondence_rows:
@@ -109,7 +129,7 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
     # A slice of benchmarks/inerf.py (which runs 50 targets per scene and every sampling strategy).
     inerf_rows = [
         row
-        for scene in shipped_scenes()[:1 if quick else None]
+        for scene in scenes[:1 if quick else None]
         for row in inerf_benchmark(scene, num=2 if quick else 10, samplings=("interest-regions",), hypotheses=(1, 4), iters=30 if quick else 300)
     ]
     if inerf_rows:
@@ -125,8 +145,10 @@ def run_benchmarks(quick: bool = False, out: Path | None = Path("benchmarks/resu
         "correspondences": correspondence_rows,
         "inerf": inerf_rows,
     }
-    if nerfstudio_available():  # the [nerfstudio] extra, in its own environment
-        results["nerfstudio"] = nerfstudio_benchmark(views=1 if quick else 3, mesh_resolution=64 if quick else 128)
+    if nerfstudio_available(nerfstudio_run):  # the [nerfstudio] extra, in its own environment
+        results["nerfstudio"] = nerfstudio_benchmark(
+            nerfstudio_run, views=1 if quick else 3, mesh_resolution=64 if quick else 128
+        )
         console.print(nerfstudio_table(results["nerfstudio"]))
     if out is not None:
         write_json_atomic(out, results)

@@ -37,21 +37,13 @@ from nerfdata.labels.matching import MatchConfig, Matches, MatchMode, match_pixe
 from nerfdata.labels.pair_selection import ViewPair, choose_pairs
 from nerfdata.render.renderer import RenderOptions
 from nerfdata.version import __version__
+from nerfdata.writers.conventions import conventions
 from nerfdata.writers.images import read_depth_png, to_uint8, write_png
 from nerfdata.writers.manifest import read_manifest
 from nerfdata.writers.preview import colormap
 from nerfdata.writers.transforms import TransformsDataset, read_transforms
 
 __all__ = ["CorrespondJobConfig", "CorrespondResult", "dataset_depths", "run_correspond"]
-
-CONVENTIONS = {
-    "pairs": "a, b: indices of the two frames in the dataset's transforms.json frames list; matches go from a to b",
-    "files": "AAAAA_BBBBB.npz with a, b zero-padded to 5 digits",
-    "uv": "pixel coordinates, x right, y down, pixel centres at +0.5",
-    "rotation_deg": "angle of the relative rotation between the two cameras",
-    "baseline": "distance between the camera centres, scene units",
-    "overlap": "smaller of the shares of each view's surface pixels that the other sees (from rendered depth)",
-}
 
 
 @dataclass(frozen=True)
@@ -250,7 +242,7 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
         "config": to_dict(config),
         "seed": config.seed,
         "render": to_dict(options),
-        "conventions": CONVENTIONS,
+        "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap"),
         "arrays": ARRAYS,
         "pairs": records,
     }

@@ -46,6 +46,7 @@ from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
 from nerfdata.writers.bop import BOP_OBJ_ID, models_info, write_bop_scene
+from nerfdata.writers.conventions import conventions
 from nerfdata.writers.images import to_uint8
 from nerfdata.writers.transforms import read_cameras
 
@@ -62,14 +63,6 @@ __all__ = [
 
 TARGETS_FILE = Path("inerf/targets.json")
 TARGETS_FORMAT = "nerfdata-inerf-targets"
-CONVENTIONS = {
-    "poses": "camera-to-world 4x4 (gt_c2w, init_c2w), OpenGL camera axes (x right, y up, looking down -z), world frame and units of the field",
-    "K": "3x3 pinhole intrinsics in pixels, pixel centres at +0.5",
-    "image": "path relative to the targets root (the folder holding inerf/)",
-    "perturbation": "start pose = ground truth rotated (world frame) about pivot, the point on its optical axis at the median depth it sees, then its centre shifted by trans_perturb (world units)",
-    "rot_perturb_deg": "geodesic angle between the start and ground-truth rotations, degrees",
-    "bop": "test/000001 and models/: world = model frame in millimetres (meters_per_unit * 1000 per scene unit); cam_R_m2c, cam_t_m2c world-to-camera with OpenCV axes",
-}
 
 
 def _seed_of(seed: int, index: int) -> int:
@@ -265,7 +258,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
         "meters_per_unit_source": mpu_source,
         "render_num_steps": config.num_steps,
         "background": "white",
-        "conventions": CONVENTIONS,
+        "conventions": conventions("poses", "K", "image", "perturbation", "rot_perturb_deg", "bop"),
         "bop": {"scene": "test/000001", "models": "models" if config.mesh else None, "obj_id": BOP_OBJ_ID},
         "targets": records,
     }

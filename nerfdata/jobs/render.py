@@ -1,8 +1,9 @@
 """``nerfdata render``: render views of a trained field and write a labelled dataset.
 
 The flow: load the field (and its occupancy grid) -> sample the views -> for each view, render it
-in chunks and write every requested layer atomically, recording each file's checksum in
-``manifest.json`` -> ``transforms.json`` and ``preview.png`` -> the manifest marked complete.
+in chunks, derive its labels (:mod:`nerfdata.labels.view_labels`) and write every requested layer
+atomically (:mod:`nerfdata.writers.layers`), recording each file's checksum in ``manifest.json`` ->
+``transforms.json`` and ``preview.png`` -> the manifest marked complete.
 
 Rerunning the same job into the same folder resumes it: views whose files are all present with
 their recorded checksums are kept, the others rendered. Rendering is deterministic, so a resumed
@@ -12,9 +13,8 @@ dataset is byte-identical to an uninterrupted one.
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 import trimesh
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -28,18 +28,23 @@ from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
-from nerfdata.labels.pixel_labels import confidence, normals_from_points, srgb_to_linear
+from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
-from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
-from nerfdata.scenes.groundtruth import MeshHits, MeshRaycaster
-from nerfdata.writers.images import write_exr, write_npy, write_png, write_view_layers
-from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, read_manifest, write_manifest
-from nerfdata.writers.preview import write_contact_sheet
+from nerfdata.render.renderer import RenderOptions, render_image
+from nerfdata.scenes.groundtruth import MeshRaycaster
+from nerfdata.writers.layers import layer_specs, write_view_layers
+from nerfdata.writers.manifest import (
+    CONVENTIONS,
+    config_hash,
+    prepare_output_folder,
+    read_manifest,
+    write_manifest,
+)
+from nerfdata.writers.preview import preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
-__all__ = ["CameraConfig", "CoverageConfig", "LabelsConfig", "RenderJobConfig", "run_render"]
+__all__ = ["CameraConfig", "CoverageConfig", "RenderJobConfig", "run_render"]
 
-OutputName = Literal["rgb", "depth", "range", "normals", "mask", "confidence", "depth_modes"]
 _EXTRACTED_MESH = "mesh.ply"
 """Where a job with ``labels.geometry: mesh`` and no ``labels.mesh`` writes the mesh it extracts."""
 
@@ -63,37 +68,6 @@ class CameraConfig:
         for fov in (self.fov_deg, *(self.fov_range_deg or ())):
             if not 0.0 < fov < 180.0:
                 raise ConfigError(f"camera: fields of view must be in (0, 180) degrees, got {fov}")
-
-
-@dataclass(frozen=True)
-class LabelsConfig:
-    """How the layers are derived from the renders."""
-
-    depth: Literal["median", "expected"] = "median"
-    """Which depth of the ray-termination distribution the depth and range layers hold."""
-    normals: Literal["gradient", "depth"] = "gradient"
-    """Normals from the density gradient (exact on analytic fields, noisy on hash grids) or from the depth map."""
-    mask_threshold: float = 0.5
-    """A pixel is foreground when its accumulation exceeds this."""
-    spread_tolerance: float = 0.01
-    """Termination spread (relative to distance) at which confidence falls to exp(-1/2)."""
-    confidence_threshold: float = 0.5
-    """Pixels with lower confidence are marked invalid in valid/NNNNN.png."""
-    rgb_format: Literal["png", "exr"] = "png"
-    """8-bit PNG as the field renders it, or linear-light float EXR."""
-    geometry: Literal["volume", "mesh"] = "volume"
-    """Depth, range, normals and mask from volume rendering, or by ray casting a mesh of the field (crisp edges)."""
-    mesh: Path | None = None
-    """With geometry mesh: the mesh to ray cast (world frame); None extracts one (nerfdata mesh defaults) to OUT/mesh.ply."""
-
-    def __post_init__(self) -> None:
-        for name in ("mask_threshold", "confidence_threshold"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ConfigError(f"labels.{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.mesh is not None and self.geometry != "mesh":
-            raise ConfigError("labels.mesh is only used with labels.geometry: mesh")
-        if not self.spread_tolerance > 0:
-            raise ConfigError(f"labels.spread_tolerance must be positive, got {self.spread_tolerance}")
 
 
 @dataclass(frozen=True)
@@ -168,73 +142,6 @@ def _coverage_problem(field_: Field, camera: Camera, occupancy: OccupancyGrid, c
     return None
 
 
-def _layers(
-    camera: Camera, image: ImageOutputs, config: RenderJobConfig, hits: MeshHits | None = None
-) -> dict[str, np.ndarray]:
-    """Every requested layer of one rendered view, as arrays ready to write.
-
-    With ``hits`` (the view's rays cast against a mesh), geometry comes from the mesh: mask where
-    a ray hits it, range and depth of the first hit, and the mesh's normal there.
-    """
-    labels, wanted = config.labels, set(config.outputs)
-    mask = image.accumulation.numpy() > labels.mask_threshold
-    ranges = (image.range_median if labels.depth == "median" else image.range_expected).numpy()
-    depths = (image.depth_median if labels.depth == "median" else image.depth_expected).numpy()
-    if hits is not None:
-        h, w = mask.shape
-        mask = hits.hit.reshape(h, w)
-        ranges = np.where(hits.hit, hits.range, 0.0).reshape(h, w)
-        depths = camera.rays().depth_z(ranges)
-    layers: dict[str, np.ndarray] = {}
-    if "rgb" in wanted:
-        layers["rgb"] = image.rgb.numpy()
-    if "depth" in wanted:
-        layers["depth"] = np.where(mask, depths, 0.0)
-    if "range" in wanted:
-        layers["range"] = np.where(mask, ranges, 0.0)
-    if "normals" in wanted:
-        if hits is not None:
-            layers["normals"] = hits.normal.reshape(*mask.shape, 3)
-        elif labels.normals == "gradient":
-            layers["normals"] = np.where(mask[..., None], image.normal.numpy(), 0.0)
-        else:
-            rays = camera.rays()
-            h, w = mask.shape
-            directions = rays.directions.numpy().reshape(h, w, 3)
-            points = rays.origins.numpy().reshape(h, w, 3) + directions * ranges[..., None]
-            layers["normals"] = normals_from_points(points, directions, mask & (ranges > 0))
-    if "mask" in wanted:
-        layers["mask"] = mask
-    if "confidence" in wanted:
-        score = confidence(image.accumulation.numpy(), image.depth_spread.numpy(), np.where(mask, ranges, 0.0), labels.spread_tolerance)
-        layers["confidence"] = score.astype(np.float32)
-        layers["valid"] = mask & (score >= labels.confidence_threshold)
-    return layers
-
-
-def _write_view(out: Path, index: int, camera: Camera, layers: dict[str, np.ndarray], config: RenderJobConfig) -> dict[str, str]:
-    name = f"{index:05d}"
-    rgb_png = layers.get("rgb") if config.labels.rgb_format == "png" else None
-    files = write_view_layers(
-        out, name, camera.w2c_opencv[:3, :3].numpy(),
-        rgb=rgb_png, depth=layers.get("depth"), normals=layers.get("normals"), mask=layers.get("mask"),
-    )
-    if "rgb" in layers and rgb_png is None:
-        files["rgb"] = f"images/{name}.exr"
-        write_exr(out / files["rgb"], srgb_to_linear(layers["rgb"]).astype(np.float32))
-    if "depth_modes" in layers:
-        files["depth_modes"] = f"depth_modes/{name}.npy"
-        write_npy(out / files["depth_modes"], layers["depth_modes"])
-    if "range" in layers:
-        files["range"] = f"range/{name}.npy"
-        write_npy(out / files["range"], layers["range"].astype(np.float32))
-    if "confidence" in layers:
-        files["confidence"], files["valid"] = f"confidence/{name}.npy", f"valid/{name}.png"
-        write_npy(out / files["confidence"], layers["confidence"])
-        write_png(out / files["valid"], layers["valid"].astype(np.uint8) * 255)
-    return files
-
-
 def _complete_view(out: Path, record: dict[str, Any]) -> bool:
     """Whether a view recorded in a manifest is on disk, file for file, with its checksums."""
     if record.get("status") == "rejected":
@@ -243,28 +150,6 @@ def _complete_view(out: Path, record: dict[str, Any]) -> bool:
     return record.get("status") == "complete" and all(
         (out / f["path"]).is_file() and sha256_file(out / f["path"]) == f["sha256"] for f in files.values()
     )
-
-
-def _preview_rows(out: Path, views: list[dict[str, Any]], cameras: dict[int, Camera], count: int) -> list[dict[str, np.ndarray]]:
-    import imageio.v3 as iio
-
-    done = [v for v in views if v["status"] == "complete"]
-    chosen = [done[i] for i in np.linspace(0, len(done) - 1, min(count, len(done))).round().astype(int)] if done else []
-    rows = []
-    for view in chosen:
-        files, row = view["files"], {}
-        if "rgb" in files and files["rgb"]["path"].endswith(".png"):
-            row["rgb"] = iio.imread(out / files["rgb"]["path"]).astype(np.float64) / 255.0
-        if "depth" in files:
-            row["depth"] = np.load(out / files["depth"]["path"])
-        if "normals" in files:
-            rotation = cameras[view["index"]].w2c_opencv[:3, :3].numpy()
-            row["normals_camera"] = np.load(out / files["normals"]["path"]) @ rotation.T
-        if "confidence" in files:
-            row["confidence"] = np.load(out / files["confidence"]["path"])
-        rows.append(row)
-    sizes = {next(iter(r.values())).shape[:2] for r in rows if r}
-    return rows if len(sizes) == 1 else [r for r in rows if r and next(iter(r.values())).shape[:2] == min(sizes)]
 
 
 def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
@@ -289,6 +174,8 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     previous = read_manifest(config.out) or {}
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
     caster, mesh_record = _mesh_caster(config, field_, occupancy) if config.labels.geometry == "mesh" else (None, None)
+    mesh = config.labels.mesh
+    mesh_name = str(mesh) if mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
     options = replace(config.render, normals=gradient_normals)
     manifest: dict[str, Any] = {
@@ -303,7 +190,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         },
         "seed": config.seed,
         "conventions": CONVENTIONS,
-        "layers": _layer_specs(config),
+        "layers": layer_specs(
+            label_arrays(config.outputs), config.labels.rgb_format, label_sources(config.labels, mesh_name)
+        ),
         "views": [kept[i] for i in sorted(kept)],
     }
     if mesh_record is not None:
@@ -324,10 +213,11 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
             else:
                 image = render_image(field_, camera, options, occupancy)
                 hits = caster.cast_rays(camera.rays()) if caster is not None else None
-                layers = _layers(camera, image, config, hits)
+                layers = view_labels(camera, image, config.labels, config.outputs, hits)
                 if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
                     layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
-                files = _write_view(config.out, index, camera, layers, config)
+                rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
+                files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
                 record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
                 rays += camera.intrinsics.num_pixels
             manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
@@ -340,40 +230,13 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     ]
     write_transforms(config.out / "transforms.json", frames, {"meters_per_unit": loaded.metadata.get("meters_per_unit")})
     if config.preview_views > 0 and complete:
-        rows = _preview_rows(config.out, complete, cameras, config.preview_views)
+        rotations = {i: c.w2c_opencv[:3, :3].numpy() for i, c in cameras.items()}
+        rows = preview_rows(config.out, complete, rotations, config.preview_views)
         if rows:
             write_contact_sheet(config.out / "preview.png", rows)
     manifest["complete"] = True
     write_manifest(config.out, manifest)
     return config.out
-
-
-def _layer_specs(config: RenderJobConfig) -> dict[str, dict[str, str]]:
-    """The manifest's description of every layer this job writes (dtype, unit, frame, encoding)."""
-    companions = {"depth": ["depth_png"], "normals": ["normals_png"], "confidence": ["valid"]}
-    names = [n for output in config.outputs for n in (output, *companions.get(output, []))]
-    specs = {name: dict(LAYERS[name]) for name in names}
-    if "rgb" in specs and config.labels.rgb_format == "exr":
-        specs["rgb"] = {"files": "images/{index:05d}.exr", "dtype": "float32", "unit": "linear light (sRGB primaries)",
-                        "frame": "image", "encoding": "OpenEXR RGB, ZIP"}
-    if config.labels.geometry == "mesh":
-        mesh = str(config.labels.mesh) if config.labels.mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
-        first_hit = f"first hit of the ray with the mesh {mesh} (ray casting)"
-        normal = f"normal of the mesh {mesh} at the first hit, interpolated from its vertex normals"
-        sources = {"depth": first_hit, "depth_png": first_hit, "range": first_hit, "normals": normal,
-                   "normals_png": normal, "mask": f"the ray hits the mesh {mesh}"}
-        for name in set(sources) & set(specs):
-            specs[name]["source"] = sources[name]
-        if "mask" in specs:
-            specs["mask"]["encoding"] = "PNG; 255 where the ray hits the mesh"
-        return specs
-    if "normals" in specs:
-        specs["normals"]["source"] = {"gradient": "negative normalised density gradient, weighted along the ray",
-                                      "depth": "cross product of the back-projected depth map's neighbours"}[config.labels.normals]
-    for name in ("depth", "range"):
-        if name in specs:
-            specs[name]["source"] = f"{config.labels.depth} of the ray-termination distribution"
-    return specs
 
 
 def _mesh_caster(

@@ -1,4 +1,4 @@
-"""Per-pixel labels derived from a rendered view: confidence, normals from depth, linear colour.
+"""Per-pixel labels derived from a rendered view: confidence and normals from depth.
 
 * Confidence says how much a pixel's depth can be trusted, from the distribution of ray termination:
   ``accumulation * exp(-0.5 * (spread / (spread_tolerance * range))^2)``. A crisp, opaque surface
@@ -11,7 +11,7 @@
 import numpy as np
 from jaxtyping import Float
 
-__all__ = ["confidence", "normals_from_points", "srgb_to_linear"]
+__all__ = ["confidence", "normals_from_points"]
 
 
 def confidence(
@@ -67,9 +67,3 @@ def normals_from_points(
     facing_away = np.sum(normal * directions, axis=-1, keepdims=True) > 0
     normal = np.where(facing_away, -normal, normal)
     return np.where((valid & ok_x & ok_y)[..., None], normal, 0.0).astype(np.float32)
-
-
-def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """Decode sRGB values in ``[0, 1]`` to linear light (IEC 61966-2-1)."""
-    rgb = np.clip(rgb, 0.0, 1.0)
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)

@@ -23,8 +23,8 @@ from nerfdata.config import to_dict
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import RigConfig, SceneRecipe
-from nerfdata.writers.images import write_view_layers
-from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, write_manifest
+from nerfdata.writers.layers import LAYERS, write_view_layers
+from nerfdata.writers.manifest import CONVENTIONS, config_hash, prepare_output_folder, write_manifest
 from nerfdata.writers.transforms import FrameRecord, write_transforms
 
 __all__ = ["rig_cameras", "scene_cameras", "write_scene_dataset"]
@@ -78,7 +78,7 @@ def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = 
         for index, (split, camera) in enumerate(cameras):
             truth = caster.render(camera, recipe.light)
             files = write_view_layers(
-                out, f"{index:05d}", camera.w2c_opencv[:3, :3].numpy(),
+                out, index, camera.w2c_opencv[:3, :3].numpy(),
                 rgb=truth.rgb, depth=truth.depth, normals=truth.normal, mask=truth.mask, object_id=truth.object_id,
             )
             frames.append(FrameRecord(camera, files["rgb"], files["depth_png"], files["mask"]))

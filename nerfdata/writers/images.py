@@ -1,9 +1,9 @@
-"""Per-view image layers on disk: RGB, depth, normals, masks, float arrays. All writes are atomic.
+"""Image and array files: PNG, EXR, NumPy, depth PNG and their encodings. All writes are atomic.
 
 Conventions (DESIGN.md): depth is float32 z-depth in scene units (0 = no surface) in ``.npy``, and
 uint16 PNG in millimetres (``depth * 1000``, rounded; 0 = no surface or beyond 65.535 units) for
-nerfstudio's ``depth_unit_scale_factor: 0.001``. Normals are float32 world-frame unit vectors in
-``.npy``; their PNG preview shows the camera-frame normal (OpenCV axes) as ``(n + 1) / 2``.
+nerfstudio's ``depth_unit_scale_factor: 0.001``. Colours are 8-bit sRGB in PNG and linear light in
+EXR. Which layer of a view goes in which file: :mod:`nerfdata.writers.layers`.
 """
 
 from pathlib import Path
@@ -16,16 +16,22 @@ from nerfdata.atomic import atomic_path
 __all__ = [
     "DEPTH_PNG_SCALE",
     "read_depth_png",
+    "srgb_to_linear",
     "to_uint8",
     "write_depth_png",
     "write_exr",
     "write_npy",
     "write_png",
-    "write_view_layers",
 ]
 
 DEPTH_PNG_SCALE = 1000.0
 """uint16 depth PNG values per scene unit (millimetres for metric scenes)."""
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Decode sRGB values in ``[0, 1]`` to linear light (IEC 61966-2-1)."""
+    rgb = np.clip(rgb, 0.0, 1.0)
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -68,45 +74,3 @@ def write_depth_png(path: str | Path, depth: np.ndarray, values_per_unit: float 
 def read_depth_png(path: str | Path) -> np.ndarray:
     """Inverse of :func:`write_depth_png`: float32 depth in scene units."""
     return (iio.imread(path).astype(np.float64) / DEPTH_PNG_SCALE).astype(np.float32)
-
-
-def write_view_layers(
-    out: str | Path,
-    name: str,
-    w2c_rotation_opencv: np.ndarray,
-    *,
-    rgb: np.ndarray | None = None,
-    depth: np.ndarray | None = None,
-    normals: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    object_id: np.ndarray | None = None,
-) -> dict[str, str]:
-    """Write the given layers of one view under ``out``; returns ``{layer: relative path}``.
-
-    Layout: ``images/NAME.png``, ``depth/NAME.npy`` + ``depth/NAME.png``, ``normals/NAME.npy`` +
-    ``normals/NAME.png`` (camera-frame preview, rotated by ``w2c_rotation_opencv``),
-    ``masks/NAME.png``, ``ids/NAME.png`` (uint16 object ids). ``depth`` and ``normals`` must already
-    be zero where there is no surface.
-    """
-    out = Path(out)
-    files: dict[str, str] = {}
-    if rgb is not None:
-        files["rgb"] = f"images/{name}.png"
-        write_png(out / files["rgb"], to_uint8(rgb))
-    if depth is not None:
-        files["depth"], files["depth_png"] = f"depth/{name}.npy", f"depth/{name}.png"
-        write_npy(out / files["depth"], depth.astype(np.float32))
-        write_depth_png(out / files["depth_png"], depth)
-    if normals is not None:
-        surface = np.any(normals != 0, axis=-1, keepdims=True)
-        preview = np.where(surface, (normals @ w2c_rotation_opencv.T + 1.0) / 2.0, 0.0)
-        files["normals"], files["normals_png"] = f"normals/{name}.npy", f"normals/{name}.png"
-        write_npy(out / files["normals"], normals.astype(np.float32))
-        write_png(out / files["normals_png"], to_uint8(preview))
-    if mask is not None:
-        files["mask"] = f"masks/{name}.png"
-        write_png(out / files["mask"], mask.astype(np.uint8) * 255)
-    if object_id is not None:
-        files["object_id"] = f"ids/{name}.png"
-        write_png(out / files["object_id"], object_id.astype(np.uint16))
-    return files

@@ -14,34 +14,16 @@ from typing import Any
 from nerfdata.atomic import write_json_atomic
 from nerfdata.errors import NerfDataError
 from nerfdata.version import __version__
+from nerfdata.writers.conventions import conventions
 
-__all__ = ["CONVENTIONS", "LAYERS", "config_hash", "prepare_output_folder", "read_manifest", "write_manifest"]
+__all__ = ["CONVENTIONS", "config_hash", "prepare_output_folder", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 
-CONVENTIONS: dict[str, str] = {
-    "world_frame": "the frame and units of the data the field was trained on",
-    "transforms_json_pose": "camera-to-world 4x4, OpenGL camera axes (x right, y up, looking down -z)",
-    "intrinsics": "pinhole fl_x, fl_y, cx, cy in pixels; pixel centres at +0.5",
-    "depth": "z-depth along the optical axis, scene units; 0 = no surface",
-    "range": "distance along the ray from the camera centre, scene units; 0 = no surface",
-    "normals": "unit vectors in the world frame; PNG previews show camera-frame (OpenCV axes) normals as (n+1)/2",
-    "image_pixels": "row-major, x right, y down",
-}
-
-LAYERS: dict[str, dict[str, str]] = {
-    "rgb": {"files": "images/{index:05d}.png", "dtype": "uint8", "unit": "8-bit colour, as the field's training images", "frame": "image", "encoding": "PNG RGB"},
-    "depth": {"files": "depth/{index:05d}.npy", "dtype": "float32", "unit": "scene units", "frame": "camera z-depth", "encoding": "NumPy .npy; 0 = no surface"},
-    "depth_png": {"files": "depth/{index:05d}.png", "dtype": "uint16", "unit": "1/1000 scene units (mm for metric scenes)", "frame": "camera z-depth", "encoding": "PNG; 0 = no surface or beyond 65.535 units"},
-    "normals": {"files": "normals/{index:05d}.npy", "dtype": "float32", "unit": "unit length", "frame": "world", "encoding": "NumPy .npy (H, W, 3); zero where no surface"},
-    "normals_png": {"files": "normals/{index:05d}.png", "dtype": "uint8", "unit": "(n+1)/2", "frame": "camera (OpenCV axes)", "encoding": "PNG preview"},
-    "mask": {"files": "masks/{index:05d}.png", "dtype": "uint8", "unit": "255 = surface, 0 = background", "frame": "image", "encoding": "PNG; accumulation > mask_threshold"},
-    "range": {"files": "range/{index:05d}.npy", "dtype": "float32", "unit": "scene units", "frame": "distance along the ray", "encoding": "NumPy .npy; 0 = no surface"},
-    "confidence": {"files": "confidence/{index:05d}.npy", "dtype": "float32", "unit": "0..1", "frame": "image", "encoding": "NumPy .npy; accumulation * exp(-(spread / (tolerance * range))^2 / 2)"},
-    "valid": {"files": "valid/{index:05d}.png", "dtype": "uint8", "unit": "255 = trusted, 0 = drop", "frame": "image", "encoding": "PNG; mask and confidence >= confidence_threshold"},
-    "depth_modes": {"files": "depth_modes/{index:05d}.npy", "dtype": "float16", "unit": "scene units; probability", "frame": "camera z-depth", "encoding": "NumPy .npy (H, W, K, 2): the K heaviest modes of ray termination as (z-depth, weight), heaviest first; weight 0 = no mode"},
-    "object_id": {"files": "ids/{index:05d}.png", "dtype": "uint16", "unit": "object index + 1", "frame": "image", "encoding": "PNG; 0 = background"},
-}
+CONVENTIONS = conventions(
+    "world_frame", "transforms_json_pose", "intrinsics", "depth", "range", "normals", "image_pixels"
+)
+"""What a dataset's manifest states (see :mod:`nerfdata.writers.conventions`)."""
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -6,13 +6,16 @@ rows compare.
 """
 
 from pathlib import Path
+from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from nerfdata.writers.images import to_uint8, write_png
+from nerfdata.writers.layers import normals_preview
 
-__all__ = ["PreviewRow", "colormap", "write_contact_sheet"]
+__all__ = ["PreviewRow", "colormap", "preview_rows", "write_contact_sheet"]
 
 # Viridis at 10 evenly spaced positions (matplotlib's published colormap), interpolated linearly.
 _VIRIDIS = np.array(
@@ -24,7 +27,8 @@ _VIRIDIS = np.array(
 ) / 255.0
 
 PreviewRow = dict[str, np.ndarray]
-"""``rgb (h, w, 3)``, ``depth (h, w)``, ``normals_camera (h, w, 3)``, ``confidence (h, w)``; any may be missing."""
+"""``rgb (h, w, 3)``, ``depth (h, w)``, ``normals (h, w, 3)`` (the camera-frame preview in ``[0, 1]``,
+:func:`~nerfdata.writers.layers.normals_preview`), ``confidence (h, w)``; any may be missing."""
 
 
 def colormap(values: np.ndarray, low: float, high: float, invalid: np.ndarray | None = None) -> np.ndarray:
@@ -46,12 +50,42 @@ def _label(image: Image.Image, position: tuple[int, int], text: str) -> None:
     draw.text(position, text, fill=(255, 255, 255), font=font)
 
 
+def preview_rows(
+    out: Path, views: list[dict[str, Any]], w2c_rotations: dict[int, np.ndarray], count: int
+) -> list[PreviewRow]:
+    """Rows of up to ``count`` complete views, evenly spread, read back from their files under ``out``.
+
+    Args:
+        views: Manifest view records (``index``, ``status``, ``files``: ``{layer: {"path": ...}}``).
+        w2c_rotations: Per view index, its world-to-camera rotation (OpenCV axes), for the normals.
+
+    Only the views of the smallest size are kept when sizes differ (a sheet has one tile size).
+    """
+    done = [v for v in views if v["status"] == "complete"]
+    chosen = [done[i] for i in np.linspace(0, len(done) - 1, min(count, len(done))).round().astype(int)] if done else []
+    rows = []
+    for view in chosen:
+        files, row = view["files"], {}
+        if "rgb" in files and files["rgb"]["path"].endswith(".png"):
+            row["rgb"] = iio.imread(out / files["rgb"]["path"]).astype(np.float64) / 255.0
+        if "depth" in files:
+            row["depth"] = np.load(out / files["depth"]["path"])
+        if "normals" in files:
+            normals = np.load(out / files["normals"]["path"])
+            row["normals"] = normals_preview(normals, w2c_rotations[view["index"]])
+        if "confidence" in files:
+            row["confidence"] = np.load(out / files["confidence"]["path"])
+        rows.append(row)
+    sizes = {next(iter(r.values())).shape[:2] for r in rows if r}
+    return rows if len(sizes) == 1 else [r for r in rows if r and next(iter(r.values())).shape[:2] == min(sizes)]
+
+
 def write_contact_sheet(path: str | Path, rows: list[PreviewRow], depth_unit: str = "units") -> None:
     """Write the contact sheet of ``rows`` (all of one size) to ``path`` (atomically)."""
     h, w = next(iter(rows[0].values())).shape[:2]
     depths = np.concatenate([r["depth"][r["depth"] > 0] for r in rows if "depth" in r] or [np.zeros(1)])
     low, high = (float(np.percentile(depths, 1)), float(np.percentile(depths, 99))) if depths.size > 1 else (0.0, 1.0)
-    columns = [("rgb", "rgb"), ("depth", f"depth {low:.3g}-{high:.3g} {depth_unit}"), ("normals_camera", "normals"), ("confidence", "confidence 0-1")]
+    columns = [("rgb", "rgb"), ("depth", f"depth {low:.3g}-{high:.3g} {depth_unit}"), ("normals", "normals"), ("confidence", "confidence 0-1")]
     columns = [(key, title) for key, title in columns if any(key in r for r in rows)]
     sheet = np.zeros((h * len(rows), w * len(columns), 3))
     for i, row in enumerate(rows):
@@ -63,8 +97,6 @@ def write_contact_sheet(path: str | Path, rows: list[PreviewRow], depth_unit: st
                 tile = colormap(value, low, high, invalid=value <= 0)
             elif key == "confidence":
                 tile = colormap(value, 0.0, 1.0)
-            elif key == "normals_camera":
-                tile = np.where(np.any(value != 0, axis=-1, keepdims=True), (value + 1.0) / 2.0, 0.0)
             else:
                 tile = value
             sheet[i * h : (i + 1) * h, j * w : (j + 1) * w] = tile

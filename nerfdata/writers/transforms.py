@@ -85,6 +85,8 @@ _SPLIT_KEYS: dict[Split, str] = {"train": "train_filenames", "val": "val_filenam
 _DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 _PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
 _PER_FRAME_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x")
+_DATASET_KEYS = ("aabb", "meters_per_unit", "depth_unit_scale_factor")
+"""Keys that describe the whole dataset, not one split's frames."""
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
 
 
@@ -196,14 +198,16 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
 
     Accepts per-frame or shared pinhole intrinsics (``fl_x, fl_y, cx, cy, w, h``) or Blender's
     ``camera_angle_x``; splits from nerfstudio's ``train_filenames`` / ``val_filenames`` /
-    ``test_filenames`` keys or Blender's per-split files; an optional ``aabb``.
+    ``test_filenames`` keys or Blender's per-split files; an optional ``aabb``, ``meters_per_unit``
+    and ``depth_unit_scale_factor`` (with per-split files: from whichever files give them).
 
     With ``require_images=False`` (a file read only for its poses) a frame's image may be missing
     when the frame or file gives the image size ``w, h``; images that exist are still checked.
 
     Raises:
         NerfDataError: one line naming the file (and frame) and what is wrong: no transforms.json,
-            missing images, mixed image sizes without per-frame intrinsics, distortion, bad poses.
+            missing images, mixed image sizes without per-frame intrinsics, distortion, bad poses,
+            split files that disagree on a dataset-wide key (naming both files).
     """
     path = Path(path)
     if path.is_dir():
@@ -216,10 +220,9 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
     else:
         candidates = [path]
     frames: list[DatasetFrame] = []
-    meta: dict[str, Any] = {}
+    metas = {file: _load_json(file) for file in candidates}
     shared_size: tuple[int, int] | None = None
-    for file in candidates:
-        meta = _load_json(file)
+    for file, meta in metas.items():
         root = file.parent
         split_of = _splits_of(root, meta)
         blender_split = file.stem.removeprefix("transforms_")
@@ -250,16 +253,38 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
             frames.append(
                 DatasetFrame(camera, image_path or (root / frame["file_path"]).resolve(), (root / depth).resolve() if depth else None, split)  # type: ignore[arg-type]
             )
-    aabb = np.asarray(meta["aabb"], dtype=np.float64) if "aabb" in meta else None
+    shared = _dataset_values(metas)
+    aabb = np.asarray(shared["aabb"][1], dtype=np.float64) if "aabb" in shared else None
     if aabb is not None and (aabb.shape != (2, 3) or not (aabb[1] > aabb[0]).all()):
-        raise NerfDataError(f"{candidates[0]}: aabb must be [[min x, y, z], [max x, y, z]], got {meta['aabb']}")
+        file, given = shared["aabb"]
+        raise NerfDataError(f"{file}: aabb must be [[min x, y, z], [max x, y, z]], got {given}")
+    _, meters_per_unit = shared.get("meters_per_unit", (None, None))
+    _, depth_unit_scale_factor = shared.get("depth_unit_scale_factor", (None, 1.0 / DEPTH_PNG_SCALE))
     return TransformsDataset(
         path=candidates[0],
         frames=frames,
         aabb=aabb,
-        meters_per_unit=meta.get("meters_per_unit"),
-        depth_unit_scale_factor=float(meta.get("depth_unit_scale_factor", 1.0 / DEPTH_PNG_SCALE)),
+        meters_per_unit=meters_per_unit,
+        depth_unit_scale_factor=float(depth_unit_scale_factor),
     )
+
+
+def _dataset_values(metas: dict[Path, dict[str, Any]]) -> dict[str, tuple[Path, Any]]:
+    """``{key: (file, value)}`` of the dataset-wide keys, from the files that give them.
+
+    Blender datasets repeat them in each split file (or give them in one); files that disagree are
+    an error rather than one silently winning.
+    """
+    shared: dict[str, tuple[Path, Any]] = {}
+    for file, meta in metas.items():
+        for key in _DATASET_KEYS:
+            if meta.get(key) is None:
+                continue
+            if key in shared and shared[key][1] != meta[key]:
+                first, value = shared[key]
+                raise NerfDataError(f"{first} and {file} disagree on {key}: {value} against {meta[key]}")
+            shared.setdefault(key, (file, meta[key]))
+    return shared
 
 
 def read_cameras(path: str | Path, split: str = "all") -> list[Camera]:

@@ -1,0 +1,37 @@
+"""The benchmark machinery finds the checkout's scenes and recipes from any current folder.
+
+(The benchmarks themselves are not run here: they take long and need an idle machine.)
+"""
+
+import pytest
+
+from nerfdata.bench.inerf import bench_targets_config
+from nerfdata.bench.shipped import SCENES, shipped_scenes
+from nerfdata.errors import NerfDataError
+from nerfdata.poses import sample_views
+from nerfdata.writers.transforms import read_cameras
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """A current folder outside the checkout."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_shipped_scenes_are_found_from_any_folder(elsewhere):
+    assert [scene.name for scene in shipped_scenes()] == ["mug", "room", "tabletop"]
+    assert all(scene.is_absolute() and (scene / "field.json").is_file() for scene in shipped_scenes())
+
+
+def test_a_scenes_folder_that_is_not_there_is_one_clear_error(elsewhere):
+    with pytest.raises(NerfDataError, match="no scenes folder here"):
+        shipped_scenes(elsewhere / "scenes")
+
+
+def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
+    config = bench_targets_config(SCENES / "room", elsewhere / "targets", num=2, seed=0, preset="inerf")
+    views = sample_views(config.views, config.seed, read_cameras)  # poses from scenes/room/cameras.json
+    assert len(views) == 60 and config.field == SCENES / "room" and not config.mesh
