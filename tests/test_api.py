@@ -16,7 +16,10 @@ MODULES = [
     "nerfdata.render.termination", "nerfdata.labels.matching", "nerfdata.labels.correspondences",
     "nerfdata.labels.pair_selection", "nerfdata.labels.depth_modes", "nerfdata.jobs.correspond",
     "nerfdata.bench.correspondences",
-    "nerfdata.labels.mesh", "nerfdata.labels.mesh_cleanup", "nerfdata.jobs.mesh", "nerfdata.bench.mesh",
+    "nerfdata.labels.mesh", "nerfdata.labels.mesh.cleanup", "nerfdata.labels.mesh.colors",
+    "nerfdata.labels.mesh.extract", "nerfdata.labels.mesh.grid", "nerfdata.labels.mesh.level",
+    "nerfdata.labels.mesh.surface", "nerfdata.writers.mesh",
+    "nerfdata.jobs.mesh", "nerfdata.bench.mesh",
 ]
 
 

@@ -27,13 +27,14 @@ from nerfdata.fields.base import Field
 from nerfdata.fields.checkpoint import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.depth_modes import render_depth_modes
-from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
+from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.pixel_labels import confidence, normals_from_points, srgb_to_linear
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
 from nerfdata.scenes.groundtruth import MeshHits, MeshRaycaster
 from nerfdata.writers.images import write_exr, write_npy, write_png, write_view_layers
 from nerfdata.writers.manifest import CONVENTIONS, LAYERS, config_hash, prepare_output_folder, read_manifest, write_manifest
+from nerfdata.writers.mesh import write_mesh
 from nerfdata.writers.preview import write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
