@@ -1,23 +1,31 @@
 """The fast marcher's sample selection: the C loop against its PyTorch twin."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from nerfdata.cameras import ray_aabb_intersect
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
-from nerfdata.render.marching import fused_marching_available, next_samples_fused, next_samples_torch
+from nerfdata.render.marching import (
+    MarchState,
+    fused_marching_available,
+    next_samples,
+    next_samples_fused,
+    next_samples_torch,
+)
 from nerfdata.render.renderer import RenderOptions, render_rays
 
 pytestmark = pytest.mark.skipif(not fused_marching_available(), reason="C marcher unavailable (no C compiler)")
 
 
-def all_steps(select, origins, directions, t_near, num_steps, step, occupancy, k):
+def all_steps(select, state, occupancy, k):
     """Every candidate step of every ray, by calling ``select`` round after round."""
-    cursor = torch.zeros(len(origins), dtype=torch.int64)
-    found = [[] for _ in range(len(origins))]
-    while (cursor < num_steps).any():
-        steps, count, cursor = select(origins, directions, t_near, num_steps, cursor, step, occupancy, k)
-        for i in range(len(origins)):
+    found = [[] for _ in range(len(state))]
+    while (state.cursor < state.num_steps).any():
+        steps, count, cursor = select(state, occupancy, k)
+        state = replace(state, cursor=cursor)
+        for i in range(len(state)):
             found[i].extend(steps[i, : count[i]].tolist())
     return found
 
@@ -33,9 +41,10 @@ def test_fused_and_torch_pick_the_same_steps(with_grid):
     t_near, t_far = ray_aabb_intersect(origins, directions, aabb)
     step = 0.02
     num_steps = torch.ceil((t_far - t_near) / step).clamp(min=0).long()
+    state = MarchState(origins, directions, t_near, num_steps, torch.zeros(200, dtype=torch.int64), step)
     torch_twin = lambda *args: next_samples_torch(*args, window=9)  # noqa: E731  a short window: many rounds
-    expected = all_steps(torch_twin, origins, directions, t_near, num_steps, step, occupancy, 5)
-    actual = all_steps(next_samples_fused, origins, directions, t_near, num_steps, step, occupancy, 5)
+    expected = all_steps(torch_twin, state, occupancy, 5)
+    actual = all_steps(next_samples_fused, state, occupancy, 5)
     assert actual == expected
     assert sum(map(len, expected)) > 500
 
@@ -47,3 +56,35 @@ def test_fused_and_torch_marchers_render_the_same(scene, cameras):
     twin = render_rays(scene, rays, RenderOptions(marcher="torch"), occupancy)
     for name in ("rgb", "accumulation", "range_median", "range_expected", "normal"):
         torch.testing.assert_close(getattr(fused, name), getattr(twin, name), rtol=0, atol=1e-4)
+
+
+def _meta_state() -> MarchState:
+    meta = torch.device("meta")
+    origins = torch.zeros(8, 3, device=meta)
+    counts = torch.full((8,), 20, dtype=torch.int64, device=meta)
+    return MarchState(origins, origins, torch.zeros(8, device=meta), counts, torch.zeros_like(counts), 0.1)
+
+
+def _cpu_state() -> MarchState:
+    directions = torch.tensor([[0.0, 0.0, 1.0]]).expand(8, 3)
+    counts = torch.full((8,), 20, dtype=torch.int64)
+    return MarchState(torch.zeros(8, 3), directions, torch.zeros(8), counts, torch.zeros_like(counts), 0.1)
+
+
+@pytest.mark.parametrize("on_meta", ["rays", "occupancy"])
+def test_fused_marcher_refuses_tensors_off_the_cpu(on_meta):
+    """C reads host memory: a device tensor's pointer (null for ``meta``) must never reach it."""
+    box = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    grid = OccupancyGrid.from_mask(torch.ones(4, 4, 4, dtype=torch.bool), box)
+    if on_meta == "occupancy":
+        state, occupancy = _cpu_state(), replace(grid, bits=grid.bits.to("meta"))
+    else:
+        state, occupancy = _meta_state(), grid
+    with pytest.raises(ValueError, match="CPU only"):
+        next_samples_fused(state, occupancy, 4)
+    with pytest.raises(ValueError, match="CPU only"):
+        next_samples(state, occupancy, 4, 8, implementation="fused")
+    # "auto" picks the PyTorch twin for rays off the CPU.
+    if on_meta == "rays":
+        steps, _, _ = next_samples(state, None, 4, 8, implementation="auto")
+        assert steps.device.type == "meta"

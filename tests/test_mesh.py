@@ -17,11 +17,18 @@ from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.jobs.mesh import MeshJobConfig, run_mesh
 from nerfdata.jobs.render import CameraConfig, RenderJobConfig, run_render
-from nerfdata.labels.mesh import MeshConfig, auto_threshold, extract_mesh, write_mesh
-from nerfdata.labels.mesh_cleanup import CleanupConfig, clean_mesh, mesh_stats
+from nerfdata.labels.mesh import (
+    CleanupConfig,
+    MeshConfig,
+    auto_threshold,
+    clean_mesh,
+    extract_mesh,
+    mesh_stats,
+)
 from nerfdata.labels.view_labels import LabelsConfig
 from nerfdata.poses import OrbitConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions
+from nerfdata.writers.mesh import write_mesh
 
 pytest.importorskip("skimage", reason="scikit-image provides marching cubes")
 

@@ -27,8 +27,7 @@ from scipy.spatial import cKDTree
 
 from nerfdata.fields.analytic import AnalyticField
 from nerfdata.fields.loading import load_field
-from nerfdata.labels.mesh import MeshConfig, extract_mesh
-from nerfdata.labels.mesh_cleanup import mesh_stats
+from nerfdata.labels.mesh import MeshConfig, extract_mesh, mesh_stats
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import load_recipe
 

@@ -183,7 +183,8 @@ def _prepare(out: Path, overwrite: bool) -> None:
 
 
 def _write_model(out: Path, loaded: LoadedField, occupancy: OccupancyGrid, resolution: int, meters_per_unit: float) -> None:
-    from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
+    from nerfdata.labels.mesh import MeshConfig, extract_mesh
+    from nerfdata.writers.mesh import write_mesh
 
     mesh = extract_mesh(loaded.field, MeshConfig(resolution=resolution), occupancy).mesh.copy()
     mesh.apply_scale(1000.0 * meters_per_unit)  # BOP models are in millimetres

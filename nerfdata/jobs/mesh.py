@@ -10,8 +10,8 @@ from pathlib import Path
 
 from nerfdata.errors import ConfigError
 from nerfdata.fields.loading import load_field
-from nerfdata.labels.mesh import MESH_FORMATS, ExtractedMesh, MeshConfig, extract_mesh, write_mesh
-from nerfdata.labels.mesh_cleanup import CleanupConfig, MeshStats, mesh_stats
+from nerfdata.labels.mesh import CleanupConfig, ExtractedMesh, MeshConfig, MeshStats, extract_mesh, mesh_stats
+from nerfdata.writers.mesh import MESH_FORMATS, write_mesh
 
 __all__ = ["MeshJobConfig", "MeshJobResult", "describe", "run_mesh"]
 

@@ -27,7 +27,7 @@ from nerfdata.fields.base import Field
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.depth_modes import render_depth_modes
-from nerfdata.labels.mesh import MeshConfig, extract_mesh, write_mesh
+from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.render.renderer import RenderOptions, render_image
@@ -40,6 +40,7 @@ from nerfdata.writers.manifest import (
     read_manifest,
     write_manifest,
 )
+from nerfdata.writers.mesh import write_mesh
 from nerfdata.writers.preview import preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 

@@ -58,6 +58,7 @@ from nerfdata.render.renderer import RenderOptions, render_image, render_rays
 from nerfdata.rotations import se3_exp
 
 __all__ = [
+    "HypothesisSet",
     "SamplingStrategy",
     "SolveResult",
     "SolverConfig",
@@ -232,6 +233,134 @@ def _photometric_losses(
     return ((rgb.reshape(len(c2w), len(pixels), 3) - target[pixels]) ** 2).mean(dim=(1, 2))
 
 
+@dataclass
+class HypothesisSet:
+    """The hypotheses of one target while they are solved: who still runs, and each one's state.
+
+    Hypothesis ``i``'s pose is ``start[i] @ D @ exp([xi[i]]) @ D^-1``, ``D`` the shift by
+    ``depth[i]`` along its camera's -z axis (see the module notes). Running hypotheses step
+    together; one that is set aside (by :meth:`halve` or :meth:`prune`) keeps the pose it had then.
+
+    Example:
+        >>> hypotheses = HypothesisSet.begin(torch.eye(4).repeat(3, 1, 1).double(),
+        ...                                  torch.ones(3, dtype=torch.float64), SolverConfig(iters=10))
+        >>> hypotheses.record_losses(torch.tensor([0.3, 0.1, 0.2]))
+        >>> hypotheses.halve(step=5)  # the worst (hypothesis 0) stops at step 5
+        >>> hypotheses.running.tolist(), hypotheses.steps
+        ([1, 2], [5, 10, 10])
+    """
+
+    start: Float[Tensor, "hypotheses 4 4"]
+    """Start poses, camera-to-world (OpenGL axes), float64."""
+    depth: Float[Tensor, " hypotheses"]
+    """Pivot depth of each hypothesis' updates (scene units)."""
+    xi: Float[Tensor, "hypotheses 6"]
+    """The learned updates in exponential coordinates (translation, rotation); Adam steps them."""
+    running: Tensor
+    """Indices of the hypotheses still running, ascending."""
+    history: Float[Tensor, "recent hypotheses"]
+    """Photometric losses of the last ``halving_window`` steps (``inf`` where a hypothesis did not run)."""
+    trail: Float[Tensor, "recent hypotheses 6"]
+    """The last ``2 * converge_window`` values of ``xi`` (empty when convergence is off)."""
+    steps: list[int]
+    """Per hypothesis, the steps it ran before it was set aside or the solve settled."""
+    final: Float[Tensor, "hypotheses 4 4"]
+    """Final poses: set when a hypothesis is set aside, and for the running ones by :meth:`finish`."""
+    halving_window: int
+    converge_window: int
+    converged: bool = False
+    """Whether the solve stopped because every running hypothesis settled."""
+
+    @classmethod
+    def begin(
+        cls, start: Float[Tensor, "hypotheses 4 4"], depth: Float[Tensor, " hypotheses"], config: SolverConfig
+    ) -> "HypothesisSet":
+        """Every hypothesis running from its start pose (``xi = 0``), set to run ``config.iters`` steps."""
+        hypotheses = len(start)
+        return cls(
+            start=start,
+            depth=depth,
+            xi=torch.zeros(hypotheses, 6, dtype=torch.float64, requires_grad=True),
+            running=torch.arange(hypotheses),
+            history=torch.zeros(0, hypotheses, dtype=torch.float64),
+            trail=torch.zeros(0, hypotheses, 6, dtype=torch.float64),
+            steps=[config.iters] * hypotheses,
+            final=start.clone(),
+            halving_window=config.halving_window,
+            converge_window=config.converge_window,
+        )
+
+    def poses(self) -> Float[Tensor, "running 4 4"]:
+        """Current poses of the running hypotheses (differentiable w.r.t. ``xi``)."""
+        return _pivoted(self.start[self.running], self.depth[self.running], self.xi[self.running])
+
+    def record_losses(self, losses: Float[Tensor, " running"]) -> None:
+        """Append one step's photometric losses of the running hypotheses to the history."""
+        row = torch.full((1, len(self.start)), float("inf"), dtype=torch.float64)
+        row[0, self.running] = losses.detach().double()
+        self.history = torch.cat([self.history[-self.halving_window + 1 :], row])
+
+    def record_xi(self) -> None:
+        """Append the current ``xi`` (after the step) to the trail the convergence test reads."""
+        if self.converge_window:
+            self.trail = torch.cat([self.trail[-2 * self.converge_window + 1 :], self.xi.detach()[None]])
+
+    def recent_losses(self) -> Float[Tensor, " running"]:
+        """Mean loss of each running hypothesis over the history (single batches are noisy)."""
+        return self.history[-self.halving_window :, self.running].mean(dim=0)
+
+    def halve(self, step: int) -> None:
+        """Successive halving: the better half (rounded up) by recent loss runs on, the rest stop."""
+        if len(self.running) > 1:
+            self._keep(self.recent_losses().argsort()[: (len(self.running) + 1) // 2], step)
+
+    def settled(self, tolerance: tuple[float, float]) -> Tensor | None:
+        """Per running hypothesis, whether its window-mean ``xi`` moved less than ``(translation,
+        rotation)`` from the window before: ``(running,)`` bool; ``None`` while the trail is short
+        (or convergence is off)."""
+        if not self.converge_window or len(self.trail) < 2 * self.converge_window:
+            return None
+        return _settled(self.trail[:, self.running], tolerance)
+
+    def prune(self, settled: Tensor, ratio: float, step: int) -> Tensor:
+        """Once the leader (lowest recent loss) has settled, set aside the running hypotheses whose
+        recent loss is over ``ratio`` times its own (0: never); returns ``settled`` of those kept."""
+        recent = self.recent_losses()
+        leader = int(recent.argmin())
+        if not (settled[leader] and ratio):
+            return settled
+        # The leader sits at the bottom of its basin: hypotheses far above it are in worse ones.
+        keep = (recent <= ratio * recent[leader]).nonzero()[:, 0]
+        self._keep(keep, step)
+        return settled[keep.sort().values]
+
+    def converge(self, step: int) -> None:
+        """The solve stops: every running hypothesis has settled after ``step`` steps."""
+        self.converged = True
+        for index in self.running.tolist():
+            self.steps[index] = step
+
+    def finish(self) -> Float[Tensor, "hypotheses 4 4"]:
+        """Final poses of all hypotheses. A settled one's is its mean ``xi`` over the last window,
+        which averages out the jitter of single batches; otherwise the last ``xi``."""
+        running = self.running
+        with torch.no_grad():
+            estimate = self.xi[running]
+            if self.converged:
+                estimate = self.trail[-self.converge_window :, running].mean(dim=0)
+            self.final[running] = _pivoted(self.start[running], self.depth[running], estimate)
+        return self.final
+
+    def _keep(self, keep: Tensor, step: int) -> None:
+        """The running hypotheses at positions ``keep`` run on; the others stop at ``step``, as they are."""
+        kept = self.running[keep.sort().values]
+        for index in sorted(set(self.running.tolist()) - set(kept.tolist())):
+            self.steps[index] = step
+            pose = _pivoted(self.start[index, None], self.depth[index, None], self.xi[index, None])[0]
+            self.final[index] = pose.detach()
+        self.running = kept
+
+
 def solve_pose(
     field_: Field,
     occupancy: OccupancyGrid | None,
@@ -264,7 +393,6 @@ def solve_pose(
         )
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     start = start_c2w.double()
-    hypotheses = len(start)
     target = torch.as_tensor(np.asarray(target_rgb), dtype=torch.float32).reshape(-1, 3)
     pool = sampling_pool(np.asarray(target_rgb), config.sampling, config.min_points)
     # One forward pass for every running hypothesis: the chunk holds all their rays.
@@ -273,70 +401,40 @@ def solve_pose(
         chunk_rays=max(8192, config.rays),
     )
     depth = torch.tensor([pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64)
-    xi = torch.zeros(hypotheses, 6, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.Adam([xi], lr=config.lr)
-    running = torch.arange(hypotheses)
-    history = torch.zeros(0, hypotheses, dtype=torch.float64)  # recent losses, (steps, hypotheses)
-    window = config.converge_window
-    trail = torch.zeros(0, hypotheses, 6, dtype=torch.float64)  # the last 2 * window values of xi
+    hypotheses = HypothesisSet.begin(start, depth, config)
+    optimizer = torch.optim.Adam([hypotheses.xi], lr=config.lr)
     tolerance = (config.converge_trans * field_.extent, math.radians(config.converge_rot_deg))
-    steps = [config.iters] * hypotheses
-    final = start.clone()
-
-    def set_aside(keep: Tensor, step: int) -> Tensor:
-        """The running hypotheses at positions ``keep``; the others stop here with their current pose."""
-        kept = running[keep.sort().values]
-        for index in sorted(set(running.tolist()) - set(kept.tolist())):
-            steps[index] = step
-            final[index] = _pivoted(start[index, None], depth[index, None], xi[index, None])[0].detach()
-        return kept
-
-    converged = False
     with _frozen(field_):
         for step in range(config.iters):
-            if config.halving_steps and step and step % config.halving_steps == 0 and len(running) > 1:
-                recent = history[-config.halving_window :, running].mean(dim=0)
-                running = set_aside(recent.argsort()[: (len(running) + 1) // 2], step)
+            if config.halving_steps and step and step % config.halving_steps == 0:
+                hypotheses.halve(step)
             optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** (step / 100.0)
-            pixels = _draw(pool, max(1, config.rays // len(running)), generator)
-            poses = _pivoted(start[running], depth[running], xi[running])
+            pixels = _draw(pool, max(1, config.rays // len(hypotheses.running)), generator)
+            poses = hypotheses.poses()
             losses = _photometric_losses(field_, occupancy, poses, intrinsics, pixels, target, options)
-            row = torch.full((1, hypotheses), float("inf"), dtype=torch.float64)
-            row[0, running] = losses.detach().double()
-            history = torch.cat([history[-config.halving_window + 1 :], row])
+            hypotheses.record_losses(losses)
             if losses.requires_grad:  # else no ray of any hypothesis met the field: nothing to learn from
                 optimizer.zero_grad(set_to_none=True)
                 losses.sum().backward()
                 optimizer.step()
-            if not window:
+            hypotheses.record_xi()
+            settled = hypotheses.settled(tolerance)
+            if settled is None:
                 continue
-            trail = torch.cat([trail[-2 * window + 1 :], xi.detach()[None]])
-            if len(trail) < 2 * window:
-                continue
-            settled = _settled(trail[:, running], tolerance)
-            recent = history[-config.halving_window :, running].mean(dim=0)
-            leader = int(recent.argmin())
-            if settled[leader] and config.prune_ratio:
-                # The leader sits at the bottom of its basin: hypotheses far above it are in worse ones.
-                keep = (recent <= config.prune_ratio * recent[leader]).nonzero()[:, 0]
-                running, settled = set_aside(keep, step + 1), settled[keep.sort().values]
-            if settled.all():
-                converged = True
-                for index in running.tolist():
-                    steps[index] = step + 1
+            if hypotheses.prune(settled, config.prune_ratio, step + 1).all():
+                hypotheses.converge(step + 1)
                 break
+        final = hypotheses.finish()
         with torch.no_grad():
-            # Settled: the mean of the last window, which averages out the jitter of single batches.
-            estimate = trail[-window:, running].mean(dim=0) if converged else xi[running]
-            final[running] = _pivoted(start[running], depth[running], estimate)
             # Judge hypotheses on pixels from the whole image, whatever the strategy, so a sparse pool cannot mislead.
             pixels = _draw(torch.arange(len(target)), max(config.rays, 4096), generator)
             judge = replace(options, chunk_rays=8192)
             losses = _photometric_losses(field_, occupancy, final, intrinsics, pixels, target, judge)
     best = int(losses.argmin())
+    steps = hypotheses.steps
     return SolveResult(
         est_c2w=final[best], best=best, final_c2w=final, losses=losses, steps=steps, pivot_depth=depth.tolist(),
-        iters=max(steps), converged=converged,
+        iters=max(steps), converged=hypotheses.converged,
     )
 
 

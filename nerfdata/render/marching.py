@@ -4,24 +4,71 @@ Two implementations with one contract, compared by the tests:
 
 * :func:`next_samples_torch`: the PyTorch twin (any device). It looks ``window`` steps ahead per
   round, so a ray crossing a long empty stretch may need several rounds to find its samples.
-* :func:`next_samples_fused` (``march_fused.c``): a C loop per ray (CPU), no look-ahead limit.
+* :func:`next_samples_fused` (``march_fused.c``): a C loop per ray (CPU only), no look-ahead limit.
 
-A step ``s`` of a ray covers ``[t_near + s * step, t_near + (s + 1) * step]``; it is a candidate
-when its midpoint lies in an occupied cell (every step is, without an occupancy grid).
+Both read a :class:`MarchState`: the rays, where they enter the box, how many steps they have in
+it and where each one's march stands. A step ``s`` of a ray covers
+``[t_near + s * step, t_near + (s + 1) * step]``; it is a candidate when its midpoint lies in an
+occupied cell (every step is, without an occupancy grid).
 """
 
 import ctypes
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.native import load_library, unavailable_reason
 
-__all__ = ["fused_marching_available", "next_samples", "next_samples_fused", "next_samples_torch"]
+__all__ = [
+    "MarchState",
+    "fused_marching_available",
+    "next_samples",
+    "next_samples_fused",
+    "next_samples_torch",
+]
 
 _SOURCE = Path(__file__).with_name("march_fused.c")
+
+
+@dataclass
+class MarchState:
+    """Where the march of each of ``num_rays`` rays stands (world frame, distances along the unit direction).
+
+    Example:
+        >>> state = MarchState(torch.zeros(2, 3), torch.tensor([[0.0, 0.0, 1.0]] * 2), torch.zeros(2),
+        ...                    torch.tensor([4, 0]), torch.zeros(2, dtype=torch.int64), step=0.25)
+        >>> steps, count, cursor = next_samples_torch(state, None, k=3, window=8)
+        >>> steps.tolist(), count.tolist(), cursor.tolist()
+        ([[0, 1, 2], [0, 0, 0]], [3, 0], [3, 0])
+    """
+
+    origins: Float[Tensor, "num_rays 3"]
+    directions: Float[Tensor, "num_rays 3"]
+    """Unit ray directions."""
+    t_near: Float[Tensor, " num_rays"]
+    """Where each ray's first step starts (scene units)."""
+    num_steps: Int[Tensor, " num_rays"]
+    """Steps of each ray inside the box (int64); step ``num_steps - 1`` is its last."""
+    cursor: Int[Tensor, " num_rays"]
+    """The first step of each ray not yet looked at (int64)."""
+    step: float
+    """Length of every step (scene units)."""
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def __getitem__(self, rays: Tensor) -> "MarchState":
+        """The state of the rays ``rays`` (indices or a mask)."""
+        tensors = (self.origins, self.directions, self.t_near, self.num_steps, self.cursor)
+        return MarchState(*(tensor[rays] for tensor in tensors), self.step)
+
+    def advanced(self, rays: Int[Tensor, " a"], cursor: Int[Tensor, " a"]) -> "MarchState":
+        """The same state with the cursors of rays ``rays`` (indices) moved to ``cursor``."""
+        return replace(self, cursor=self.cursor.index_copy(0, rays, cursor))
 
 
 def _library() -> ctypes.CDLL | None:
@@ -39,29 +86,21 @@ def fused_marching_available() -> bool:
 
 
 def next_samples_torch(
-    origins: Tensor,
-    directions: Tensor,
-    t_near: Tensor,
-    num_steps: Tensor,
-    cursor: Tensor,
-    step: float,
-    occupancy: OccupancyGrid | None,
-    k: int,
-    window: int,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Next (up to) ``k`` candidate steps per ray within ``window`` steps of ``cursor``.
-
-    Args:
-        origins, directions: ``(a, 3)`` rays; t_near: ``(a,)``; num_steps, cursor: ``(a,)`` int64.
+    state: MarchState, occupancy: OccupancyGrid | None, k: int, window: int
+) -> tuple[Int[Tensor, "num_rays k"], Int[Tensor, " num_rays"], Int[Tensor, " num_rays"]]:
+    """Next (up to) ``k`` candidate steps per ray within ``window`` steps of its cursor.
 
     Returns:
-        ``steps`` ``(a, k)`` int64 (0 in unused slots), ``count`` ``(a,)`` and the new cursor ``(a,)``:
-        one past the last step taken, or ``cursor + window`` when fewer than ``k`` were found.
+        ``steps`` ``(num_rays, k)`` int64 (0 in unused slots), ``count`` ``(num_rays,)`` and the new
+        cursor ``(num_rays,)``: one past the last step taken, or ``cursor + window`` (at most
+        ``num_steps``) when fewer than ``k`` were found.
     """
+    origins, directions, step = state.origins, state.directions, state.step
+    cursor, num_steps = state.cursor, state.num_steps
     offsets = torch.arange(window, device=origins.device)
     steps = cursor[:, None] + offsets  # (a, W)
     in_range = steps < num_steps[:, None]
-    t_mid = (t_near[:, None] + steps * step) + 0.5 * step
+    t_mid = (state.t_near[:, None] + steps * step) + 0.5 * step
     candidate = in_range
     if occupancy is not None:
         candidate = candidate & occupancy.occupied(origins[:, None] + directions[:, None] * t_mid[..., None])
@@ -79,22 +118,28 @@ def next_samples_torch(
 
 
 def next_samples_fused(
-    origins: Tensor,
-    directions: Tensor,
-    t_near: Tensor,
-    num_steps: Tensor,
-    cursor: Tensor,
-    step: float,
-    occupancy: OccupancyGrid | None,
-    k: int,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The C twin of :func:`next_samples_torch` (CPU, float32), without a look-ahead limit."""
+    state: MarchState, occupancy: OccupancyGrid | None, k: int
+) -> tuple[Int[Tensor, "num_rays k"], Int[Tensor, " num_rays"], Int[Tensor, " num_rays"]]:
+    """The C twin of :func:`next_samples_torch` (CPU, float32), without a look-ahead limit.
+
+    Raises:
+        ValueError: A tensor of ``state`` or ``occupancy`` is not on the CPU (C would read a device
+            pointer as host memory).
+    """
+    tensors = [state.origins, state.directions, state.t_near, state.num_steps, state.cursor]
+    if occupancy is not None:
+        tensors += [occupancy.bits, occupancy.aabb]
+    if any(tensor.device.type != "cpu" for tensor in tensors):
+        raise ValueError(
+            "the fused marcher runs on the CPU only (its PyTorch twin, marcher 'torch', runs anywhere)"
+        )
     lib = _library()
     if lib is None:
         raise RuntimeError(f"fused marcher unavailable: {unavailable_reason(_SOURCE)}")
-    n = len(origins)
-    origins, directions = origins.contiguous().float(), directions.contiguous().float()
-    t_near, num_steps, cursor = t_near.contiguous().float(), num_steps.contiguous(), cursor.contiguous()
+    n = len(state)
+    origins, directions = state.origins.contiguous().float(), state.directions.contiguous().float()
+    t_near = state.t_near.contiguous().float()
+    num_steps, cursor = state.num_steps.contiguous(), state.cursor.contiguous()
     steps = torch.empty(n, k, dtype=torch.int64)
     count = torch.empty(n, dtype=torch.int32)
     new_cursor = torch.empty(n, dtype=torch.int64)
@@ -105,29 +150,21 @@ def next_samples_fused(
         aabb = occupancy.aabb.float().reshape(-1).contiguous()
         resolution = occupancy.resolution
     lib.march_next(
-        n, origins.data_ptr(), directions.data_ptr(), t_near.data_ptr(), num_steps.data_ptr(), cursor.data_ptr(),
-        float(step), None if bits is None else bits.data_ptr(), None if aabb is None else aabb.data_ptr(),
-        resolution, k, steps.data_ptr(), count.data_ptr(), new_cursor.data_ptr(),
+        n, origins.data_ptr(), directions.data_ptr(), t_near.data_ptr(), num_steps.data_ptr(),
+        cursor.data_ptr(), float(state.step), None if bits is None else bits.data_ptr(),
+        None if aabb is None else aabb.data_ptr(), resolution, k, steps.data_ptr(), count.data_ptr(),
+        new_cursor.data_ptr(),
     )
     return steps, count.long(), new_cursor
 
 
 def next_samples(
-    origins: Tensor,
-    directions: Tensor,
-    t_near: Tensor,
-    num_steps: Tensor,
-    cursor: Tensor,
-    step: float,
-    occupancy: OccupancyGrid | None,
-    k: int,
-    window: int,
-    implementation: str = "auto",
-) -> tuple[Tensor, Tensor, Tensor]:
+    state: MarchState, occupancy: OccupancyGrid | None, k: int, window: int, implementation: str = "auto"
+) -> tuple[Int[Tensor, "num_rays k"], Int[Tensor, " num_rays"], Int[Tensor, " num_rays"]]:
     """Dispatch to the fused marcher on CPU when available (``"auto"``), or as asked."""
     use_fused = implementation == "fused" or (
-        implementation == "auto" and origins.device.type == "cpu" and fused_marching_available()
+        implementation == "auto" and state.origins.device.type == "cpu" and fused_marching_available()
     )
     if use_fused:
-        return next_samples_fused(origins, directions, t_near, num_steps, cursor, step, occupancy, k)
-    return next_samples_torch(origins, directions, t_near, num_steps, cursor, step, occupancy, k, window)
+        return next_samples_fused(state, occupancy, k)
+    return next_samples_torch(state, occupancy, k, window)

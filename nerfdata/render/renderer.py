@@ -27,7 +27,7 @@ from nerfdata.cameras import Camera, Rays, ray_aabb_intersect
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.render.marching import next_samples
+from nerfdata.render.marching import MarchState, next_samples
 from nerfdata.render.volume import block_weights, median_crossing
 
 __all__ = [
@@ -241,14 +241,15 @@ def _finish(acc: _Accumulator, options: RenderOptions) -> RayOutputs:
     )
 
 
-def _ray_extents(field_: Field, rays: Rays, options: RenderOptions) -> tuple[Tensor, Tensor, float]:
-    """Start distance, number of steps inside the box, and step size of each ray."""
+def _march_start(field_: Field, rays: Rays, options: RenderOptions) -> MarchState:
+    """Each ray at its first step: start distance, number of steps inside the box, and the step size."""
     step = field_.extent / options.num_steps
     t_near, t_far = ray_aabb_intersect(rays.origins, rays.directions, field_.aabb)
     t_near = t_near.clamp(min=options.near)
     t_far = t_far.clamp(max=options.far)
     num_steps = torch.ceil((t_far - t_near) / step).clamp(min=0).long()
-    return t_near, num_steps, step
+    cursor = torch.zeros(len(rays), dtype=torch.int64, device=rays.origins.device)
+    return MarchState(rays.origins, rays.directions, t_near, num_steps, cursor, step)
 
 
 def _march_chunk(
@@ -260,29 +261,25 @@ def _march_chunk(
 ) -> RayOutputs:
     """The fast marcher on one chunk: rounds of up to ``samples_per_round`` occupied samples per ray."""
     device = rays.origins.device
-    n = len(rays)
-    t_near, num_steps, step = _ray_extents(field_, rays, options)
-    acc = _Accumulator.zeros(n, device)
-    cursor = torch.zeros(n, dtype=torch.int64, device=device)
+    state = _march_start(field_, rays, options)
+    step = state.step
+    acc = _Accumulator.zeros(len(rays), device)
     stop_depth = -math.log(options.min_transmittance) if options.min_transmittance > 0 else math.inf
     k = options.samples_per_round
-    active = (num_steps > 0).nonzero()[:, 0]
+    active = (state.num_steps > 0).nonzero()[:, 0]
     while active.numel() > 0:
-        origins, directions = rays.origins[active], rays.directions[active]
-        steps, count, new_cursor = next_samples(
-            origins, directions, t_near[active], num_steps[active], cursor[active], step, occupancy, k,
-            options.window, options.marcher,
-        )
+        marching = state[active]
+        steps, count, new_cursor = next_samples(marching, occupancy, k, options.window, options.marcher)
         valid = torch.arange(k, device=device) < count[:, None]
         if valid.any():
-            t_start = t_near[active, None] + steps * step
+            t_start = marching.t_near[:, None] + steps * step
             t_sample = t_start + _jitter(steps.shape, options, generator, device) * step
-            positions = origins[:, None] + directions[:, None] * t_sample[..., None]
-            block_dirs = directions[:, None].expand(-1, k, -1)
+            positions = marching.origins[:, None] + marching.directions[:, None] * t_sample[..., None]
+            block_dirs = marching.directions[:, None].expand(-1, k, -1)
             density, rgb, normals = _scatter_block(field_, positions, block_dirs, valid, options.normals)
             acc = _composite(acc, active, t_start, step, valid, density, rgb, normals, options.return_samples)
-        cursor = cursor.index_copy(0, active, new_cursor)
-        alive = (new_cursor < num_steps[active]) & (acc.optical_depth[active].detach() < stop_depth)
+        state = state.advanced(active, new_cursor)
+        alive = (new_cursor < marching.num_steps) & (acc.optical_depth[active].detach() < stop_depth)
         active = active[alive]
     return _finish(acc, options)
 
@@ -298,7 +295,8 @@ def _jitter(shape: torch.Size, options: RenderOptions, generator: torch.Generato
 def _reference_chunk(field_: Field, rays: Rays, options: RenderOptions) -> RayOutputs:
     """Every step of every ray in one block: no occupancy, no early termination."""
     device = rays.origins.device
-    t_near, num_steps, step = _ray_extents(field_, rays, options)
+    start = _march_start(field_, rays, options)
+    t_near, num_steps, step = start.t_near, start.num_steps, start.step
     acc = _Accumulator.zeros(len(rays), device)
     max_steps = int(num_steps.max()) if len(rays) else 0
     if max_steps == 0:
