@@ -75,6 +75,7 @@ def test_every_shipped_config_parses():
     from nerfdata.jobs.inerf import InerfTargetsConfig
 
     renders, targets = sorted(Path("configs").glob("*.yaml")), sorted(Path("configs/inerf").glob("*.yaml"))
+    renders += sorted(Path("configs/bop").glob("*.yaml"))  # render jobs writing BOP too
     assert renders and targets
     for path in renders:
         from_dict(RenderJobConfig, load_yaml(path), str(path))

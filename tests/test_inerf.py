@@ -26,6 +26,7 @@ from nerfdata.jobs.inerf import (
     run_inerf_targets,
 )
 from nerfdata.labels.inerf import SolverConfig, interest_points, sampling_pool, solve_pose
+from nerfdata.labels.objects import field_objects, model_to_camera
 from nerfdata.labels.pose_perturbation import (
     Perturbation,
     PerturbationConfig,
@@ -204,15 +205,17 @@ def test_bop_uses_millimetres_and_opencv_axes_by_hand():
     # A camera 2 units in front of the origin on +z, looking at it; OpenCV axes: x right, y down.
     c2w = look_at_c2w_opengl(torch.tensor([0.0, 0.0, 2.0]), torch.zeros(3), UP)
     camera = Camera(c2w, Intrinsics(fl_x=100.0, fl_y=100.0, cx=32.0, cy=24.0, width=64, height=48))
-    entry = bop_gt_entry(camera, meters_per_unit=0.5)
+    whole_field = field_objects([], np.array([[-1.0] * 3, [1.0] * 3]))[0]  # model frame = world frame
+    entry = bop_gt_entry(model_to_camera(whole_field, camera, mm_per_unit=500.0), whole_field.obj_id)
     R, t = np.array(entry["cam_R_m2c"]).reshape(3, 3), np.array(entry["cam_t_m2c"])
     np.testing.assert_allclose(R, np.diag([1.0, -1.0, -1.0]), atol=1e-7)
     np.testing.assert_allclose(t, [0.0, 0.0, 1000.0], atol=1e-4)  # 2 units of 0.5 m = 1000 mm
     K = np.array(bop_camera_entry(camera, 1.0)["cam_K"]).reshape(3, 3)
     point_mm = np.array([0.1, 0.2, 0.0]) * 500.0  # world (0.1, 0.2, 0) in millimetres: up and right
     u, v, w = K @ (R @ point_mm + t)
-    # By hand: camera coordinates (50, -100, 1000) mm -> u = 32 + 100 * 0.05, v = 24 - 100 * 0.1.
-    assert (u / w, v / w) == pytest.approx((37.0, 14.0))
+    # By hand: camera coordinates (50, -100, 1000) mm -> 5 pixels right and 10 up of the principal
+    # point, which BOP's integer pixel centres put at (31.5, 23.5): nerfdata's (32, 24) less half a pixel.
+    assert (u / w, v / w) == pytest.approx((36.5, 13.5))
 
 
 def test_bop_files_agree_with_targets(targets_dir):
@@ -223,7 +226,8 @@ def test_bop_files_agree_with_targets(targets_dir):
     for entry in document["targets"]:
         key = str(entry["id"])
         K = np.array(scene_camera[key]["cam_K"]).reshape(3, 3)
-        np.testing.assert_allclose(K, np.array(entry["K"]), atol=1e-6)
+        half_pixel = 0.5 * np.array([[0, 0, 1], [0, 0, 1], [0, 0, 0]])  # BOP: integer pixel centres
+        np.testing.assert_allclose(K, np.array(entry["K"]) - half_pixel, atol=1e-6)
         R = np.array(scene_gt[key][0]["cam_R_m2c"]).reshape(3, 3)
         t = np.array(scene_gt[key][0]["cam_t_m2c"])
         gt = np.array(entry["gt_c2w"])
@@ -232,12 +236,13 @@ def test_bop_files_agree_with_targets(targets_dir):
         rows, cols = np.nonzero(depth_mm)
         r, c = rows[len(rows) // 2], cols[len(cols) // 2]
         z = depth_mm[r, c] / 1000.0  # scene units (metres here)
-        ray_gl = np.array([(c + 0.5 - K[0, 2]) / K[0, 0], -(r + 0.5 - K[1, 2]) / K[1, 1], -1.0])
+        ray_gl = np.array([(c - K[0, 2]) / K[0, 0], -(r - K[1, 2]) / K[1, 1], -1.0])  # (c, r): its centre
         world = gt[:3, :3] @ (ray_gl * z) + gt[:3, 3]
         # ... projects to the same pixel with BOP's model-to-camera (millimetres, OpenCV).
         cam = R @ (world * 1000.0) + t
         assert cam[2] > 0
-        assert (cam[0] / cam[2] * K[0, 0] + K[0, 2], cam[1] / cam[2] * K[1, 1] + K[1, 2]) == pytest.approx((c + 0.5, r + 0.5), abs=1e-3)
+        u, v = cam[0] / cam[2] * K[0, 0] + K[0, 2], cam[1] / cam[2] * K[1, 1] + K[1, 2]
+        assert (u, v) == pytest.approx((c, r), abs=1e-3)
         assert iio.imread(targets_dir / entry["image"]).shape == (24, 32, 3)
     mesh = trimesh.load(targets_dir / "models/obj_000001.ply")
     info = json.loads((targets_dir / "models/models_info.json").read_text())["1"]

@@ -5,11 +5,14 @@ and, per target, a start pose perturbed by a protocol preset (:mod:`nerfdata.lab
 It writes, under OUT::
 
     inerf/targets.json          ground truth, start poses, the drawn perturbations (complete marker: written last)
-    test/000001/...             the same targets in BOP layout (rgb/, depth/, scene_camera.json, scene_gt.json)
-    models/obj_000001.ply       the field's mesh in millimetres, and models/models_info.json
+    test/000001/...             the same targets as a BOP scene (:mod:`nerfdata.jobs.bop`): rgb/, depth/,
+                                mask/, mask_visib/, scene_camera.json, scene_gt.json, scene_gt_info.json
+    models/obj_000001.ply       each object's model in millimetres (the whole field without named objects),
+                                models_info.json; models_eval/ the same, decimated
 
 ``solve`` runs the iNeRF solver (:mod:`nerfdata.labels.inerf`) on each target and writes
-``results.json`` with estimated poses, errors, iterations and time, and the success rate.
+``results.json`` with estimated poses, errors (nerfdata's and BOP's), iterations and time, and the
+success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata.writers.bop.results`).
 """
 
 import math
@@ -31,8 +34,10 @@ from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
-from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.jobs.bop import BopExport, meters_per_unit_of, object_estimates
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
+from nerfdata.labels.mesh import MeshConfig
+from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.pose_perturbation import (
     PerturbationConfig,
     PresetName,
@@ -45,8 +50,8 @@ from nerfdata.labels.pose_perturbation import (
 from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
-from nerfdata.writers.bop import BOP_OBJ_ID, models_info, write_bop_scene
-from nerfdata.writers.conventions import conventions
+from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
+from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
 from nerfdata.writers.images import to_uint8
 from nerfdata.writers.transforms import read_cameras
 
@@ -63,6 +68,7 @@ __all__ = [
 
 TARGETS_FILE = Path("inerf/targets.json")
 TARGETS_FORMAT = "nerfdata-inerf-targets"
+BOP_SCENE = "test/000001"
 
 
 def _seed_of(seed: int, index: int) -> int:
@@ -97,8 +103,10 @@ class InerfTargetsConfig:
     meters_per_unit: float | None = None
     """Metres per scene unit for the BOP millimetres; None: the checkpoint's, else 1 (stated in targets.json)."""
     mesh: bool = True
-    """Write models/obj_000001.ply and models_info.json."""
+    """Write models/ (each object's model cut from the field's mesh) and models_info.json."""
     mesh_resolution: int = 128
+    objects: tuple[ObjectConfig, ...] = ()
+    """The field's objects as oriented boxes (in a --config YAML); empty: the whole field is object 1."""
     overwrite: bool = False
     """Replace an output folder that is not empty."""
 
@@ -112,6 +120,9 @@ class InerfTargetsConfig:
         if self.meters_per_unit is not None and not (math.isfinite(self.meters_per_unit) and self.meters_per_unit > 0):
             raise ConfigError(f"meters_per_unit must be positive, got {self.meters_per_unit}")
         self.perturbation  # noqa: B018  validates preset and ranges now, naming the key
+        check_objects(self.objects)
+        if self.objects and not self.mesh:
+            raise ConfigError("objects: each object's model is cut from the field's mesh; keep mesh: true")
 
     @property
     def perturbation(self) -> PerturbationConfig:
@@ -154,15 +165,6 @@ class InerfSolveConfig:
 # ------------------------------------------------------------------------------------- targets
 
 
-def _meters_per_unit(config: InerfTargetsConfig, loaded: LoadedField) -> tuple[float, str]:
-    if config.meters_per_unit is not None:
-        return config.meters_per_unit, "config"
-    stored = loaded.metadata.get("meters_per_unit")
-    if stored is not None:
-        return float(stored), "checkpoint"
-    return 1.0, "assumed (the checkpoint does not say; scene units taken as metres)"
-
-
 def _default_views(config: InerfTargetsConfig, loaded: LoadedField) -> tuple[SamplerConfig, ...]:
     """A hemisphere shell around the box centre, far enough to see the whole box."""
     aabb = loaded.field.aabb.double()
@@ -182,16 +184,6 @@ def _prepare(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _write_model(out: Path, loaded: LoadedField, occupancy: OccupancyGrid, resolution: int, meters_per_unit: float) -> None:
-    from nerfdata.labels.mesh import MeshConfig, extract_mesh
-    from nerfdata.writers.mesh import write_mesh
-
-    mesh = extract_mesh(loaded.field, MeshConfig(resolution=resolution), occupancy).mesh.copy()
-    mesh.apply_scale(1000.0 * meters_per_unit)  # BOP models are in millimetres
-    write_mesh(mesh, out / "models" / f"obj_{BOP_OBJ_ID:06d}.ply")
-    write_json_atomic(out / "models" / "models_info.json", {str(BOP_OBJ_ID): models_info(np.asarray(mesh.vertices))})
-
-
 def _matrix(t: torch.Tensor) -> list[list[float]]:
     return [[float(v) + 0.0 for v in row] for row in t.double()]
 
@@ -201,15 +193,17 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     loaded = load_field(config.field)
     field_ = loaded.field
     occupancy = loaded.occupancy_grid()
-    meters_per_unit, mpu_source = _meters_per_unit(config, loaded)
+    meters_per_unit, mpu_source = meters_per_unit_of(loaded, config.meters_per_unit)
     samplers = config.views or _default_views(config, loaded)
     views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
     _prepare(config.out, config.overwrite)
+    mesh = MeshConfig(resolution=config.mesh_resolution) if config.mesh else None
+    bop = BopExport.create(config.out, BOP_SCENE, field_, occupancy, config.objects, mesh, meters_per_unit)
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
-    cameras, rgbs, depths, records = [], [], [], []
+    records, bop_views = [], {}
     columns = (TextColumn("targets"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as progress:
         task = progress.add_task("targets", total=config.num)
@@ -222,11 +216,11 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
             pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
             init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
             validate_c2w(init, f"target {index} start pose")
-            cameras.append(camera)
-            rgbs.append(to_uint8(image.rgb.numpy()))
-            depths.append(image.depth_median.numpy())
+            rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
+            files, bop_views[index] = bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
             records.append({
                 "id": index,
+                "image": files["bop_rgb"],
                 "K": _matrix(intrinsics.K),
                 "width": intrinsics.width,
                 "height": intrinsics.height,
@@ -240,11 +234,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
                 "view": view.label,
             })
             progress.update(task, advance=1)
-    images = write_bop_scene(config.out, cameras, rgbs, depths, meters_per_unit)
-    for record, image_path in zip(records, images):
-        record["image"] = image_path
-    if config.mesh:
-        _write_model(config.out, loaded, occupancy, config.mesh_resolution, meters_per_unit)
+    bop.write_scene(bop_views)
     mode, rot_range, trans_range = config.perturbation.ranges
     document = {
         "format": TARGETS_FORMAT,
@@ -259,8 +249,9 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
         "meters_per_unit_source": mpu_source,
         "render_num_steps": config.num_steps,
         "background": "white",
-        "conventions": conventions("poses", "K", "image", "perturbation", "rot_perturb_deg", "bop"),
-        "bop": {"scene": "test/000001", "models": "models" if config.mesh else None, "obj_id": BOP_OBJ_ID},
+        "conventions": conventions("poses", "K", "image", "perturbation", "rot_perturb_deg")
+        | BOP_CONVENTIONS,
+        "bop": bop.describe(),
         "targets": records,
     }
     path = config.out / TARGETS_FILE
@@ -290,6 +281,24 @@ def _targets_json(path: Path) -> Path:
     raise NerfDataError(f"{path}: no inerf targets here (expected {path / TARGETS_FILE}); run `nerfdata inerf targets` first")
 
 
+def _targets_root(json_path: Path) -> Path:
+    """The folder holding ``inerf/`` (and the BOP scene) of a ``targets.json``."""
+    return json_path.parent.parent if json_path.parent.name == "inerf" else json_path.parent
+
+
+def _bop_ground_truth(targets: Path, document: dict[str, Any]) -> tuple[int, dict[int, list[dict]], float]:
+    """The targets' BOP scene id, its ``scene_gt.json`` and millimetres per scene unit."""
+    scene = str((document.get("bop") or {}).get("scene", BOP_SCENE))
+    scene_gt = read_scene_gt(_targets_root(_targets_json(Path(targets))) / scene / "scene_gt.json")
+    return int(Path(scene).name), scene_gt, 1000.0 * float(document.get("meters_per_unit") or 1.0)
+
+
+def _bop_results_path(results: Path) -> Path:
+    """The BOP19 CSV beside ``results.json`` (another results name adds its stem to the CSV's)."""
+    suffix = None if results.stem == "results" else results.stem.replace(".", "-")
+    return results.with_name(bop_results_name("inerf", "nerfdata", Path(BOP_SCENE).parent.name, suffix))
+
+
 def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
     """Read and validate a targets folder (or its ``targets.json``): the document and its targets.
 
@@ -299,7 +308,7 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
     import json
 
     json_path = _targets_json(Path(path))
-    root = json_path.parent.parent if json_path.parent.name == "inerf" else json_path.parent
+    root = _targets_root(json_path)
     try:
         document = json.loads(json_path.read_text())
         entries = document["targets"]
@@ -372,7 +381,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
         targets = targets[: config.limit]
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
-    records = []
+    scene_id, scene_gt, mm_per_unit = _bop_ground_truth(config.targets, document)
+    records, estimates = [], []
     columns = (TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as progress:
         task = progress.add_task("targets", total=len(targets), rate="")
@@ -391,6 +401,14 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
             success = rot_err < config.success_rot_deg and trans_err < config.success_trans
             solved += success
+            if target.id not in scene_gt:
+                raise NerfDataError(f"{config.targets}: target {target.id} is not in the BOP scene_gt.json")
+            score = 1.0 / (1.0 + float(result.losses[result.best]))  # BOP ranks by score: lower loss, higher
+            gt_instances = scene_gt[target.id]
+            scored = object_estimates(
+                gt_instances, target.gt_c2w, result.est_c2w, mm_per_unit, scene_id, target.id, score, seconds
+            )
+            estimates += [s.estimate for s in scored]
             records.append({
                 "id": target.id,
                 "est_c2w": _matrix(result.est_c2w),
@@ -406,6 +424,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
                 "hypothesis_steps": result.steps,
                 "hypothesis_losses": [float(v) for v in result.losses],
                 "start_c2w": [_matrix(s) for s in starts],
+                "bop": [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored],
             })
             progress.update(task, advance=1, rate=f"{solved}/{len(records)} solved")
     times = [r["seconds"] for r in records]
@@ -424,6 +443,9 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
         "targets": records,
     }
     out = config.out if config.out is not None else _targets_json(Path(config.targets)).parent / "results.json"
+    bop_csv = _bop_results_path(out)
+    write_bop_results(bop_csv, estimates)
+    results["bop_results"] = bop_csv.name  # beside results.json
     write_json_atomic(out, results)
     return results
 

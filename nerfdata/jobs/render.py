@@ -5,6 +5,10 @@ in chunks, derive its labels (:mod:`nerfdata.labels.view_labels`) and write ever
 atomically (:mod:`nerfdata.writers.layers`), recording each file's checksum in ``manifest.json`` ->
 ``transforms.json`` and ``preview.png`` -> the manifest marked complete.
 
+With ``formats: [bop]`` the views are also written as a BOP scene (``bop.split``, ``train_pbr`` by
+default) with each object's model, masks and poses (:mod:`nerfdata.jobs.bop`); the nerfstudio
+files are the same as without it.
+
 Rerunning the same job into the same folder resumes it: views whose files are all present with
 their recorded checksums are kept, the others rendered. Rendering is deterministic, so a resumed
 dataset is byte-identical to an uninterrupted one.
@@ -13,7 +17,7 @@ dataset is byte-identical to an uninterrupted one.
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import trimesh
@@ -23,15 +27,19 @@ from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
-from nerfdata.fields.base import Field
+from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
+from nerfdata.jobs.bop import BopConfig, BopExport, meters_per_unit_of
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
+from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes.groundtruth import MeshRaycaster
+from nerfdata.writers.conventions import BOP_CONVENTIONS
+from nerfdata.writers.images import to_uint8
 from nerfdata.writers.layers import layer_specs, write_view_layers
 from nerfdata.writers.manifest import (
     CONVENTIONS,
@@ -48,6 +56,10 @@ __all__ = ["CameraConfig", "CoverageConfig", "RenderJobConfig", "run_render"]
 
 _EXTRACTED_MESH = "mesh.ply"
 """Where a job with ``labels.geometry: mesh`` and no ``labels.mesh`` writes the mesh it extracts."""
+
+_BOP_KEYS = ("formats", "objects", "bop")
+"""Config keys that only matter with ``formats: [bop]``: left out of the manifest without it, so a job
+without BOP output has the manifest (and hash) it had before these keys existed."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +118,18 @@ class RenderJobConfig:
     seed: int = 0
     overwrite: bool = False
     """Replace an output folder that holds a different job."""
+    formats: tuple[Literal["bop"], ...] = ()
+    """Formats written beside the nerfstudio layout (always written): bop, a BOP scene (see bop)."""
+    objects: tuple[ObjectConfig, ...] = ()
+    """With formats [bop]: the field's objects as oriented boxes {id, name, center, size, rotation_deg}
+    (world frame, scene units); empty: the whole field is object 1."""
+    bop: BopConfig = field(default_factory=BopConfig)
+    """With formats [bop]: split and scene folder, metres per unit, the mesh the models are cut from."""
 
     def __post_init__(self) -> None:
+        check_objects(self.objects)
+        if (self.objects or self.bop != BopConfig()) and "bop" not in self.formats:
+            raise ConfigError("objects and bop are only used with formats: [bop]")
         if not self.outputs:
             raise ConfigError("outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence, depth_modes")
         if len(set(self.outputs)) != len(self.outputs):
@@ -161,6 +183,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     """
     resolved = to_dict(config)
     resolved.pop("overwrite")
+    if "bop" not in config.formats:
+        for key in _BOP_KEYS:
+            resolved.pop(key)
     # Where the dataset lives is not part of what it is: a moved or copied folder still resumes.
     job_hash = config_hash({k: v for k, v in resolved.items() if k != "out"})
     loaded = load_field(config.field)
@@ -175,6 +200,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     previous = read_manifest(config.out) or {}
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
     caster, mesh_record = _mesh_caster(config, field_, occupancy) if config.labels.geometry == "mesh" else (None, None)
+    bop = _bop_export(config, loaded, occupancy) if "bop" in config.formats else None
     mesh = config.labels.mesh
     mesh_name = str(mesh) if mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
@@ -198,6 +224,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     }
     if mesh_record is not None:
         manifest["mesh"] = mesh_record
+    if bop is not None:
+        manifest["conventions"] = CONVENTIONS | BOP_CONVENTIONS
+        manifest["bop"] = bop.describe()
     write_manifest(config.out, manifest)
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     start, rays = time.perf_counter(), 0
@@ -219,6 +248,12 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
                     layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
                 rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
                 files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
+                if bop is not None:  # the depth label and its range, whether or not they are outputs
+                    surface = view_labels(camera, image, config.labels, ("depth", "range"), hits)
+                    rgb = to_uint8(image.rgb.numpy())
+                    depth, ranges = surface["depth"], surface["range"]
+                    bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
+                    files |= bop_files
                 record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
                 rays += camera.intrinsics.num_pixels
             manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
@@ -235,9 +270,20 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         rows = preview_rows(config.out, complete, rotations, config.preview_views)
         if rows:
             write_contact_sheet(config.out / "preview.png", rows)
+    if bop is not None:
+        bop.write_scene({v["index"]: v["bop"] for v in complete})
     manifest["complete"] = True
     write_manifest(config.out, manifest)
     return config.out
+
+
+def _bop_export(config: RenderJobConfig, loaded: LoadedField, occupancy: OccupancyGrid) -> BopExport:
+    """The job's BOP export, its models written (deterministic: a resumed job writes the same models)."""
+    meters_per_unit, _ = meters_per_unit_of(loaded, config.bop.meters_per_unit)
+    return BopExport.create(
+        config.out, config.bop.scene, loaded.field, occupancy, config.objects, config.bop.mesh,
+        meters_per_unit, config.bop.eval_faces,
+    )
 
 
 def _mesh_caster(

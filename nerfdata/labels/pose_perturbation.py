@@ -22,11 +22,11 @@ Presets (every draw seeded by a ``torch.Generator``):
 * ``custom``: the ``inerf`` shape with the caller's ranges.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-import math
-
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -39,6 +39,7 @@ __all__ = [
     "Perturbation",
     "PerturbationConfig",
     "apply_perturbation",
+    "bop_pose_errors",
     "draw_perturbations",
     "look_at_point",
     "orbit",
@@ -177,3 +178,28 @@ def pose_errors(
     """
     rotation = rotation_angle_deg(est_c2w[..., :3, :3], gt_c2w[..., :3, :3])
     return rotation, (est_c2w[..., :3, 3] - gt_c2w[..., :3, 3]).norm(dim=-1)
+
+
+def bop_pose_errors(
+    R_est: Float[np.ndarray, "3 3"],
+    t_est: Float[np.ndarray, "3"],
+    R_gt: Float[np.ndarray, "3 3"],
+    t_gt: Float[np.ndarray, "3"],
+) -> tuple[float, float]:
+    """BOP's rotation error ``re`` (degrees) and translation error ``te`` of a model-to-camera estimate.
+
+    As the BOP benchmark defines them (Hodan et al., "On Evaluation of 6D Object Pose Estimation"):
+    ``re = arccos((tr(R_est R_gt^-1) - 1) / 2)``, the cosine clipped to [-1, 1], and
+    ``te = ||t_est - t_gt||`` in the translations' unit (millimetres in BOP files). Unlike
+    :func:`pose_errors`, ``te`` is between model-to-camera translations, which depends on where the
+    model's origin is, not the distance between camera centres; and ``re`` keeps BOP's arccos form
+    (:func:`~nerfdata.rotations.rotation_angle_deg` is the accurate one below a millidegree).
+
+    Example:
+        >>> quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> bop_pose_errors(quarter, np.array([3.0, 4.0, 0.0]), np.eye(3), np.zeros(3))
+        (90.0, 5.0)
+    """
+    cosine = 0.5 * (float(np.trace(R_est @ np.linalg.inv(R_gt))) - 1.0)
+    re = math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
+    return re, float(np.linalg.norm(np.asarray(t_est, dtype=np.float64) - np.asarray(t_gt, dtype=np.float64)))

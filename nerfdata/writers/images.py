@@ -15,6 +15,7 @@ from nerfdata.atomic import atomic_path
 
 __all__ = [
     "DEPTH_PNG_SCALE",
+    "depth_png_values",
     "read_depth_png",
     "srgb_to_linear",
     "to_uint8",
@@ -61,14 +62,26 @@ def write_exr(path: str | Path, image: np.ndarray) -> None:
             exr.write(str(tmp))
 
 
-def write_depth_png(path: str | Path, depth: np.ndarray, values_per_unit: float = DEPTH_PNG_SCALE) -> None:
-    """uint16 PNG of ``depth * values_per_unit`` (default 1000: millimetres for metric scenes).
+def depth_png_values(depth: np.ndarray, values_per_unit: float = DEPTH_PNG_SCALE) -> np.ndarray:
+    """The uint16 values a depth PNG holds: ``depth * values_per_unit`` rounded.
 
     0 where there is no surface, and where the value does not fit in uint16.
+
+    Example:
+        >>> depth_png_values(np.array([0.0, 1.2345, 70.0]), 1000.0).tolist()
+        [0, 1234, 0]
     """
     scaled = np.round(depth.astype(np.float64) * values_per_unit)
     scaled[(scaled > np.iinfo(np.uint16).max) | ~np.isfinite(scaled) | (scaled < 0)] = 0
-    write_png(path, scaled.astype(np.uint16))
+    return scaled.astype(np.uint16)
+
+
+def write_depth_png(path: str | Path, depth: np.ndarray, values_per_unit: float = DEPTH_PNG_SCALE) -> None:
+    """uint16 PNG of ``depth * values_per_unit`` (default 1000: millimetres for metric scenes).
+
+    0 where there is no surface, and where the value does not fit in uint16 (:func:`depth_png_values`).
+    """
+    write_png(path, depth_png_values(depth, values_per_unit))
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:
