@@ -15,8 +15,6 @@ from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import LightConfig, MaterialConfig, ObjectConfig, RigConfig, SceneRecipe
 from nerfdata.writers.transforms import read_transforms
 
-pytest.importorskip("open3d", reason="open3d is a dependency of the ground-truth renderer")
-
 
 def recipe(*objects: ObjectConfig, **rig) -> SceneRecipe:
     rig = {"train_views": 6, "test_views": 2, "width": 24, "height": 20, "radius": 3.0} | rig

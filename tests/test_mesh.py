@@ -30,8 +30,6 @@ from nerfdata.poses import OrbitConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions
 from nerfdata.writers.mesh import write_mesh
 
-pytest.importorskip("skimage", reason="scikit-image provides marching cubes")
-
 # A box that is neither the unit cube nor centred at the origin, with unequal sides.
 AABB = [[-0.8, -0.6, -0.7], [0.9, 0.6, 0.7]]
 CELL = 1.7 / 64  # the longest side over the resolution used below

@@ -21,8 +21,6 @@ from nerfdata.scenes import write_scene_dataset
 from nerfdata.scenes.recipe import MaterialConfig, ObjectConfig, RigConfig, SceneRecipe
 from nerfdata.writers.transforms import read_transforms
 
-pytest.importorskip("open3d", reason="open3d is a dependency of the ground-truth renderer")
-
 TINY_GRID = HashGridConfig(num_levels=6, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.6)
 TINY_FIELD = NGPArchitecture(hash_grid=TINY_GRID, density_hidden_dim=16, color_hidden_dim=16)
 OLD_PERIODIC_CHECKPOINT = Path(__file__).parent / "data" / "periodic_checkpoint_flat_config"
@@ -87,7 +85,8 @@ def test_resume_continues_exactly_where_the_run_stopped(tiny_dataset, tmp_path, 
         run_train(config(tiny_dataset, tmp_path / "b", iters=40, checkpoint_every=20), show_progress=False)
     state = load_training_state(tmp_path / "b")
     assert state is not None and state[1]["iteration"] == 20
-    assert load_checkpoint(tmp_path / "b").field is not None  # the interrupted checkpoint loads
+    interrupted = load_checkpoint(tmp_path / "b")  # loads, with the optimizer state beside the weights
+    assert interrupted.json_path == tmp_path / "b" / "field.json" and interrupted.occupancy is not None
     monkeypatch.setattr(train_module, "save_field", real_save)
     resumed = run_train(config(tiny_dataset, tmp_path / "b", iters=40, resume=True), show_progress=False)
     a, b = load_checkpoint(uninterrupted.checkpoint).field, load_checkpoint(resumed.checkpoint).field
