@@ -1,14 +1,23 @@
 """Core speed: hash-grid throughput per backend, and render rays/s with and without occupancy."""
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from nerfdata.bench.timing import median_seconds
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.encoders.fused import fused_available, hash_grid_encode_fused
-from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode, hash_grid_encode_reference
+from nerfdata.encoders.hashgrid import (
+    HashGridConfig,
+    HashGridEncoder,
+    hash_grid_encode,
+    hash_grid_encode_reference,
+    tcnn_available,
+    triton_available,
+)
 from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere, Torus
 from nerfdata.fields.base import Field
 from nerfdata.fields.ngp import NGPField, NGPFieldConfig
@@ -18,31 +27,52 @@ from nerfdata.render.renderer import RenderOptions, render_image
 __all__ = ["bench_hash_grid", "bench_render", "benchmark_scene", "distill_ngp"]
 
 
-def bench_hash_grid(num_points: int, repeats: int) -> list[dict[str, Any]]:
-    """Samples/s of each hash-grid implementation, forward and forward+backward (last row: the reference).
+def _encoders_on(device: str) -> list[tuple[str, Callable[..., Tensor]]]:
+    """The hash-grid implementations that run on ``device``, fastest first (the reference last on CPU)."""
+    if device == "cuda":
+        encoders: list[tuple[str, Callable[..., Tensor]]] = []
+        if triton_available("cuda"):
+            from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
 
-    The reference is a per-level loop with plain autograd indexing, the way PyTorch fallbacks such
-    as nerfstudio's are written; it is the baseline of the ratios.
+            encoders.append(("triton (CUDA)", hash_grid_encode_triton))
+        if tcnn_available():
+            # tiny-cuda-nn's module holds its own table (of the same layout and size).
+            tcnn = HashGridEncoder(HashGridConfig(), backend="tcnn").to("cuda")
+            encoders.append(("tcnn (CUDA)", lambda x, params, config: tcnn(x)))
+        return encoders + [("torch (CUDA)", hash_grid_encode)]
+    encoders = [("fused (C, CPU)", hash_grid_encode_fused)] if fused_available() else []
+    return encoders + [("torch", hash_grid_encode), ("reference loop", hash_grid_encode_reference)]
+
+
+def bench_hash_grid(num_points: int, repeats: int, device: str = "cpu") -> list[dict[str, Any]]:
+    """Samples/s of each hash-grid implementation on ``device``, forward and forward+backward.
+
+    On the CPU the last row is the reference: a per-level loop with plain autograd indexing, the
+    way PyTorch fallbacks such as nerfstudio's are written; it is the baseline of the ratios. On
+    CUDA the rows are Triton, tiny-cuda-nn (when it imports) and the PyTorch path, timed with the
+    device synchronised. The Triton interpreter (CPU) is a test harness and is not timed.
     """
     config = HashGridConfig()  # Instant-NGP defaults: 16 levels, 2^19 entries, resolutions 16..2048
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(num_points, 3, generator=g)
-    params = (torch.randn(config.num_params, generator=g) * 1e-2).requires_grad_(True)
+    x = torch.rand(num_points, 3, generator=g).to(device)
+    params = (torch.randn(config.num_params, generator=g) * 1e-2).to(device).requires_grad_(True)
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rows = []
-    implementations = [("fused (C, CPU)", hash_grid_encode_fused)] if fused_available() else []
-    implementations += [("torch", hash_grid_encode), ("reference loop", hash_grid_encode_reference)]
-    for name, encode in implementations:
+    for name, encode in _encoders_on(device):
         def forward() -> None:
             with torch.no_grad():
                 encode(x, params, config)
+            synchronize()
 
         def forward_backward() -> None:
             encode(x, params, config).sum().backward()
             params.grad = None
+            synchronize()
 
         rows.append(
             {
                 "backend": name,
+                "device": device,
                 "forward_samples_per_s": num_points / median_seconds(forward, repeats),
                 "train_samples_per_s": num_points / median_seconds(forward_backward, repeats),
             }

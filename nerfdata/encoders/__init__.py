@@ -7,6 +7,7 @@ from nerfdata.encoders.hashgrid import (
     hash_grid_encode,
     hash_grid_encode_reference,
     tcnn_available,
+    triton_available,
 )
 from nerfdata.encoders.sh import sh_encode
 
@@ -19,4 +20,5 @@ __all__ = [
     "hash_grid_encode_reference",
     "sh_encode",
     "tcnn_available",
+    "triton_available",
 ]

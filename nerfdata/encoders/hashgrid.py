@@ -1,6 +1,6 @@
 """Multiresolution hash grid (Instant-NGP), in tiny-cuda-nn's exact parameter layout.
 
-One parameter layout, four implementations that must agree on it:
+One parameter layout, five implementations that must agree on it:
 
 * :func:`hash_grid_encode_reference`: a plain per-level PyTorch loop that follows tiny-cuda-nn's
   ``kernel_grid`` (``encodings/grid.h``) step by step. It is the specification the others are
@@ -9,6 +9,8 @@ One parameter layout, four implementations that must agree on it:
   combined by broadcasting, int32 hashing, and a hand-written backward (one ``index_add_`` into the
   table instead of autograd's per-corner indexing backward).
 * ``"fused"`` (:mod:`nerfdata.encoders.fused`): C loops compiled on first use, the default on CPU.
+* ``"triton"`` (:mod:`nerfdata.encoders.hashgrid_triton`): nerfdata's own GPU kernels, the default
+  on CUDA when tiny-cuda-nn is absent.
 * ``"tcnn"``: tiny-cuda-nn's own ``HashGrid`` when ``tinycudann`` imports on a CUDA device.
 
 The layout, as in tiny-cuda-nn: for level ``l`` the scale is
@@ -21,7 +23,9 @@ z*805459861`` in uint32); the index is taken modulo the level's size, which is
 ``params[(level_offset + index) * F + f]``, and outputs are ordered level by level.
 """
 
+import importlib.util
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -40,6 +44,7 @@ __all__ = [
     "hash_grid_encode",
     "hash_grid_encode_reference",
     "tcnn_available",
+    "triton_available",
 ]
 
 HASH_PRIMES = (1, 2654435761, 805459861)
@@ -318,24 +323,40 @@ def tcnn_available() -> bool:
     return True
 
 
-Backend = Literal["auto", "torch", "fused", "tcnn"]
+def triton_interpreted() -> bool:
+    """Whether Triton kernels run in its interpreter (``TRITON_INTERPRET=1``: on CPU tensors, for tests)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_available(device: torch.device | str = "cuda") -> bool:
+    """Whether the Triton kernels can run on ``device``: Triton importable, and a CUDA device (or,
+    for CPU tensors, Triton's interpreter switched on)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    kind = torch.device(device).type
+    return (kind == "cuda" and torch.cuda.is_available()) or (kind == "cpu" and triton_interpreted())
+
+
+Backend = Literal["auto", "torch", "fused", "triton", "tcnn"]
 
 
 class HashGridEncoder(nn.Module):
     """A hash grid with its table as a parameter; ``backend`` picks the implementation.
 
-    ``"auto"`` uses tiny-cuda-nn for CUDA inputs when it is importable, the fused C kernels for CPU
-    inputs when they compiled, and the PyTorch path otherwise. ``"torch"``, ``"fused"`` and
-    ``"tcnn"`` force one. All read the same ``params`` (tiny-cuda-nn's layout), so a checkpoint
+    ``"auto"`` uses tiny-cuda-nn for CUDA inputs when it is importable, else nerfdata's Triton
+    kernels; the fused C kernels for CPU inputs when they compiled; the PyTorch path otherwise.
+    ``"torch"``, ``"fused"``, ``"triton"`` and ``"tcnn"`` force one. All read the same ``params`` (tiny-cuda-nn's layout), so a checkpoint
     loads into any of them.
     """
 
     def __init__(self, config: HashGridConfig, backend: Backend = "auto") -> None:
         super().__init__()
-        if backend not in ("auto", "torch", "fused", "tcnn"):
-            raise ConfigError(f"hash grid backend must be 'auto', 'torch', 'fused' or 'tcnn', got {backend!r}")
+        if backend not in ("auto", "torch", "fused", "triton", "tcnn"):
+            raise ConfigError(f"hash grid backend must be 'auto', 'torch', 'fused', 'triton' or 'tcnn', got {backend!r}")
         if backend == "tcnn" and not tcnn_available():
             raise ConfigError("hash grid backend 'tcnn' needs tiny-cuda-nn importable on a CUDA device")
+        if backend == "triton" and importlib.util.find_spec("triton") is None:
+            raise ConfigError("hash grid backend 'triton' needs the triton package (it comes with PyTorch's CUDA builds)")
         if backend == "fused" and not fused_available():
             raise ConfigError(f"hash grid backend 'fused' is unavailable: {fused_unavailable_reason()}")
         self.config = config
@@ -345,11 +366,11 @@ class HashGridEncoder(nn.Module):
         self._tcnn: list[Any] = []  # kept out of the module tree so state_dict holds one table
 
     def implementation(self, device: torch.device) -> str:
-        """The implementation used for inputs on ``device``: "torch", "fused" or "tcnn"."""
+        """The implementation used for inputs on ``device``: "torch", "fused", "triton" or "tcnn"."""
         if self.backend != "auto":
             return self.backend
         if device.type == "cuda":
-            return "tcnn" if tcnn_available() else "torch"
+            return "tcnn" if tcnn_available() else "triton" if triton_available(device) else "torch"
         return "fused" if device.type == "cpu" and fused_available() else "torch"
 
     def forward(self, x: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points output_dim"]:
@@ -359,6 +380,10 @@ class HashGridEncoder(nn.Module):
             return self._tcnn_encode(x)
         if implementation == "fused":
             return hash_grid_encode_fused(x, self.params, self.config)
+        if implementation == "triton":
+            from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
+
+            return hash_grid_encode_triton(x, self.params, self.config)
         return hash_grid_encode(x, self.params, self.config)
 
     def _tcnn_encode(self, x: Tensor) -> Tensor:
