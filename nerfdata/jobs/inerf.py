@@ -23,7 +23,6 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
@@ -43,6 +42,7 @@ from nerfdata.labels.pose_perturbation import (
     pose_errors,
 )
 from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
 from nerfdata.writers.bop import BOP_OBJ_ID, models_info, write_bop_scene
@@ -57,6 +57,7 @@ __all__ = [
     "describe_results",
     "hypothesis_starts",
     "read_targets",
+    "recorded_meters_per_unit",
     "run_inerf_solve",
     "run_inerf_targets",
 ]
@@ -210,9 +211,8 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
     cameras, rgbs, depths, records = [], [], [], []
-    columns = (TextColumn("targets"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("targets", total=config.num)
+    progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",), work_unit="rays")
+    with progress:
         for index, view in enumerate(views[: config.num]):
             camera = Camera(view.c2w_opengl, intrinsics)
             image = render_image(field_, camera, options, occupancy)
@@ -239,7 +239,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
                 "seed": seed,
                 "view": view.label,
             })
-            progress.update(task, advance=1)
+            progress.advance(work=intrinsics.num_pixels)
     images = write_bop_scene(config.out, cameras, rgbs, depths, meters_per_unit)
     for record, image_path in zip(records, images):
         record["image"] = image_path
@@ -265,6 +265,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     }
     path = config.out / TARGETS_FILE
     write_json_atomic(path, document)  # last: its presence marks a complete targets folder
+    progress.summary()
     return path
 
 
@@ -373,24 +374,21 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     records = []
-    columns = (TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("targets", total=len(targets), rate="")
-        solved = 0
+    with Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=("solved", "not solved"), every=1) as progress:
         for target in targets:
             image = _load_target_image(target)
             depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
             starts = hypothesis_starts(config, target, depth)
             start_time = time.perf_counter()
-            result = solve_pose(
-                loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
-                torch.Generator().manual_seed(target.seed), background,
-            )
+            with progress.steps(f"target {target.id}", config.solver.iters) as steps:
+                result = solve_pose(
+                    loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
+                    torch.Generator().manual_seed(target.seed), background, on_step=steps.update,
+                )
             seconds = time.perf_counter() - start_time
             rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
             init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
             success = rot_err < config.success_rot_deg and trans_err < config.success_trans
-            solved += success
             records.append({
                 "id": target.id,
                 "est_c2w": _matrix(result.est_c2w),
@@ -407,7 +405,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
                 "hypothesis_losses": [float(v) for v in result.losses],
                 "start_c2w": [_matrix(s) for s in starts],
             })
-            progress.update(task, advance=1, rate=f"{solved}/{len(records)} solved")
+            progress.advance("solved" if success else "not solved")
     times = [r["seconds"] for r in records]
     results = {
         "nerfdata_version": __version__,
@@ -416,7 +414,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             "rot_deg": config.success_rot_deg,
             "trans": config.success_trans,
             "trans_unit": "scene units (camera-centre distance)",
-            "trans_m": config.success_trans * float(document.get("meters_per_unit") or 1.0),
+            # In metres only when the targets record the field's units (not when they were taken as metres).
+            "trans_m": config.success_trans * metric if (metric := recorded_meters_per_unit(document)) else None,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
         "config": to_dict(config),
@@ -428,6 +427,20 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     return results
 
 
+def recorded_meters_per_unit(document: dict[str, Any]) -> float | None:
+    """Metres per scene unit when a targets document records them (from the checkpoint or the
+    config), None when they were only assumed (or an older file does not say where they came from).
+
+    Example:
+        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "checkpoint"})
+        1.0
+        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "assumed (...)"}) is None
+        True
+    """
+    value, source = document.get("meters_per_unit"), document.get("meters_per_unit_source")
+    return float(value) if value is not None and source in ("checkpoint", "config") else None
+
+
 def describe_results(results: dict[str, Any]) -> list[str]:
     """Lines the CLI prints after ``solve``: success rate with its criteria, median time and errors."""
     records, criteria = results["targets"], results["criteria"]
@@ -435,8 +448,8 @@ def describe_results(results: dict[str, Any]) -> list[str]:
     median = lambda key: float(np.median([r[key] for r in records])) if records else 0.0  # noqa: E731
     return [
         f"success rate {results['success_rate']:.1%} ({solved}/{len(records)} targets): rotation error < "
-        f"{criteria['rot_deg']:g} deg and camera-centre error < {criteria['trans']:g} scene units "
-        f"({criteria['trans_m']:g} m)",
+        f"{criteria['rot_deg']:g} deg and camera-centre error < {criteria['trans']:g} scene units"
+        + (f" ({criteria['trans_m']:g} m)" if criteria.get("trans_m") is not None else ""),
         f"median per target: {results['median_seconds']:.1f} s, {median('iters'):.0f} steps, "
         f"rotation error {median('rot_err_deg'):.2f} deg, translation error {median('trans_err'):.4f} scene units",
     ]

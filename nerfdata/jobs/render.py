@@ -10,14 +10,12 @@ their recorded checksums are kept, the others rendered. Rendering is determinist
 dataset is byte-identical to an uninterrupted one.
 """
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import trimesh
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
@@ -30,6 +28,7 @@ from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.writers.layers import layer_specs, write_view_layers
@@ -41,7 +40,7 @@ from nerfdata.writers.manifest import (
     write_manifest,
 )
 from nerfdata.writers.mesh import write_mesh
-from nerfdata.writers.preview import preview_rows, write_contact_sheet
+from nerfdata.writers.preview import depth_unit, preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
 __all__ = ["CameraConfig", "CoverageConfig", "RenderJobConfig", "run_render"]
@@ -199,10 +198,10 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     if mesh_record is not None:
         manifest["mesh"] = mesh_record
     write_manifest(config.out, manifest)
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    start, rays = time.perf_counter(), 0
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("render", total=len(views), completed=len(kept), rate="")
+    earlier = "kept from an earlier run (checksums match)"
+    progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=("rendered", earlier, "rejected"),
+                        done={earlier: len(kept)} if kept else None, work_unit="rays")
+    with progress:
         for index, view in enumerate(views):
             if index in kept:
                 continue
@@ -220,10 +219,13 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
                 rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
                 files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
                 record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
-                rays += camera.intrinsics.num_pixels
             manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
             write_manifest(config.out, manifest)
-            progress.update(task, advance=1, rate=f"{rays / max(time.perf_counter() - start, 1e-9) / 1e3:.0f}k rays/s")
+            if problem is None:
+                progress.advance("rendered", work=camera.intrinsics.num_pixels)
+            else:
+                inside = problem == "camera inside geometry"
+                progress.advance("rejected", reason="inside geometry" if inside else f"seeing under {config.coverage.min_fraction:.0%} foreground")
     complete = [v for v in manifest["views"] if v["status"] == "complete"]
     frames = [
         FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
@@ -234,9 +236,10 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         rotations = {i: c.w2c_opencv[:3, :3].numpy() for i, c in cameras.items()}
         rows = preview_rows(config.out, complete, rotations, config.preview_views)
         if rows:
-            write_contact_sheet(config.out / "preview.png", rows)
+            write_contact_sheet(config.out / "preview.png", rows, depth_unit(loaded.metadata.get("meters_per_unit")))
     manifest["complete"] = True
     write_manifest(config.out, manifest)
+    progress.summary()
     return config.out
 
 
