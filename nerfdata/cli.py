@@ -23,9 +23,12 @@ commands:
   render    render views of a trained field into a labelled dataset (--config configs/X.yaml)
   train     fit an NGPField to a transforms.json dataset: nerfdata train DATA_DIR --out CKPT_DIR
   scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
-  correspond  dense correspondences between views of a rendered dataset: nerfdata correspond --field CKPT --dataset DIR
-  mesh      extract a coloured mesh by marching cubes: nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
-  inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR | nerfdata inerf solve --field CKPT --targets DIR
+  correspond  dense correspondences between views of a rendered dataset:
+            nerfdata correspond --field CKPT --dataset DIR
+  mesh      extract a coloured mesh by marching cubes:
+            nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
+  inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR
+            | nerfdata inerf solve --field CKPT --targets DIR
   bench     print speed ratios measured side by side; writes benchmarks/results.json
 """
 
@@ -70,10 +73,11 @@ def _poses(data: dict[str, Any], path: str) -> None:
 def _num_views(data: dict[str, Any], count: int) -> None:
     views = data["views"]
     if len(views) != 1:
-        raise ConfigError(f"--num-views: the job has {len(views)} view samplers; set their --views.N.SAMPLER.count")
+        count_flags = "--views.N.SAMPLER.count"
+        raise ConfigError(f"--num-views: the job has {len(views)} view samplers; set their {count_flags}")
     ((name, sampler),) = views[0].items()
     if name in ("perturb", "file"):
-        raise ConfigError(f"--num-views: a {name} sampler renders its poses file's views; see --views.0.{name}.*")
+        raise ConfigError(f"--num-views: a {name} sampler renders its file's poses; see --views.0.{name}.*")
     views[0] = {name: {**(sampler or {}), "count": count}}
 
 
@@ -81,7 +85,7 @@ def _views_count(data: dict[str, Any]) -> Any:
     views = data.get("views") or []
     if len(views) != 1:
         return None
-    ((name, sampler),) = views[0].items()
+    ((_, sampler),) = views[0].items()
     return (sampler or {}).get("count")
 
 
@@ -104,7 +108,8 @@ def command(name: str) -> Command:
         poses = "Render exactly the poses of this transforms.json, with its intrinsics (replaces views)."
         return Command(
             "nerfdata render", RenderJobConfig,
-            "nerfdata render --config configs/X.yaml [--field PATH] [--out DIR] [--poses transforms.json] [flags]",
+            "nerfdata render --config configs/X.yaml [--field PATH] [--out DIR] [--poses transforms.json] "
+            "[flags]",
             shortcuts=(
                 Shortcut("poses", Path, poses, _poses, section="views"),
                 Shortcut("num-views", int, "Views of the job's one sampler (its count).", _num_views,
@@ -118,7 +123,8 @@ def command(name: str) -> Command:
         return Command("nerfdata train", TrainJobConfig, usage, positional=(("data", "DATA_DIR"),))
     if name == "scene":
         usage = "nerfdata scene scenes/NAME --out DATA_DIR [--overwrite]"
-        return Command("nerfdata scene", SceneCommand, usage, positional=(("scene", "SCENE"),), config_flag=False)
+        positional = (("scene", "SCENE"),)
+        return Command("nerfdata scene", SceneCommand, usage, positional=positional, config_flag=False)
     if name == "mesh":
         from nerfdata.jobs.mesh import MeshJobConfig
 
@@ -129,7 +135,8 @@ def command(name: str) -> Command:
     if name == "correspond":
         from nerfdata.jobs.correspond import CorrespondJobConfig
 
-        usage = "nerfdata correspond --field PATH --dataset DIR [--pairs 20] [--per-pair 4096] [--out DIR] [flags]"
+        usage = ("nerfdata correspond --field PATH --dataset DIR [--pairs 20] [--per-pair 4096] [--out DIR] "
+                 "[flags]")
         return Command("nerfdata correspond", CorrespondJobConfig, usage)
     if name == "inerf targets":
         from nerfdata.jobs.inerf import InerfTargetsConfig
@@ -142,8 +149,8 @@ def command(name: str) -> Command:
         from nerfdata.jobs.inerf import InerfSolveConfig
 
         # Solver options are flags of their own (--iters, not --solver.iters).
-        usage = ("nerfdata inerf solve --field PATH --targets DIR [--iters 300] [--rays 2048] [--hypotheses K] "
-                 "[--out results.json] [flags]")
+        usage = ("nerfdata inerf solve --field PATH --targets DIR [--iters 300] [--rays 2048] "
+                 "[--hypotheses K] [--out results.json] [flags]")
         return Command("nerfdata inerf solve", InerfSolveConfig, usage, flat=("solver",))
     if name == "bench":
         usage = "nerfdata bench [--quick] [--scenes DIR] [--out FILE]"
@@ -166,7 +173,8 @@ def _train(argv: Sequence[str]) -> None:
     if config is not None:
         result = run_train(config)
         test = f", test PSNR {result.test_psnr:.2f} dB" if result.test_psnr is not None else ""
-        print(f"trained {result.iterations} iterations in {result.seconds:.0f} s{test}; checkpoint: {result.checkpoint}")
+        seconds = f"{result.seconds:.0f} s"
+        print(f"trained {result.iterations} iterations in {seconds}{test}; checkpoint: {result.checkpoint}")
 
 
 def _scene(argv: Sequence[str]) -> None:

@@ -204,7 +204,9 @@ def _read(annotation: Any, tokens: list[str]) -> Any:
                     return _read(member, tokens)
                 except ValueError as error:
                     errors.append(str(error))
-        raise ValueError(errors[0] if len(errors) == 1 else f"expected {_metavar(annotation)}, got {' '.join(tokens)!r}")
+        raise ValueError(
+            errors[0] if len(errors) == 1 else f"expected {_metavar(annotation)}, got {' '.join(tokens)!r}"
+        )
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is bool:
         if not tokens or tokens[0].lower() in _TRUE:
@@ -324,8 +326,10 @@ def _assign(data: dict[str, Any], cls: type, path: tuple[Key, ...], value: Any, 
         last = depth == len(path) - 1
         if isinstance(key, int):
             if key > len(node):
+                has = f"{len(node)} entr{'y' if len(node) == 1 else 'ies'}"
                 raise ConfigError(
-                    f"--{flag}: {_flag_name(path[:depth])} has {len(node)} entries; a flag can add entry {len(node)}, not {key}"
+                    f"--{flag}: {_flag_name(path[:depth])} has {has}; a flag can add entry {len(node)}, "
+                    f"not {key}"
                 )
             if key == len(node):
                 node.append({})
@@ -339,7 +343,9 @@ def _assign(data: dict[str, Any], cls: type, path: tuple[Key, ...], value: Any, 
         group = _group(annotation)
         assert group is not None
         if not isinstance(node, dict):
-            raise ConfigError(f"--{flag}: {_flag_name(path[:depth]) or 'the config'} is not a mapping of keys")
+            raise ConfigError(
+                f"--{flag}: {_flag_name(path[:depth]) or 'the config'} is not a mapping of keys"
+            )
         if _one_of(group):  # naming a member replaces the entry's other member (a shell instead of an orbit)
             for other in [k for k in node if k != key]:
                 del node[other]
@@ -395,12 +401,12 @@ def _apply_flags(command: Command, data: dict[str, Any], argv: list[str]) -> Non
     """Apply every flag and positional argument of ``argv`` to the plain ``data``."""
     shortcuts = {s.flag: s for s in command.shortcuts}
     positional = list(command.positional)
-    index, previous = 0, ""
+    index, previous, previous_count = 0, "", ""
     while index < len(argv):
         token = argv[index]
         if not token.startswith("--"):
             if not positional:
-                after = f" after --{previous} (it takes no more values)" if previous else ""
+                after = f" after --{previous} (it takes {previous_count})" if previous else ""
                 raise ConfigError(f"unexpected argument {token!r}{after}; usage: {command.usage}")
             data[positional.pop(0)[0]] = token
             index += 1
@@ -420,13 +426,20 @@ def _apply_flags(command: Command, data: dict[str, Any], argv: list[str]) -> Non
         low, high = (0, 0) if flag is not None and flag.negate else _arity(annotation)
         values = [inline] if inline is not None else []
         index += 1
-        while inline is None and index < len(argv) and not argv[index].startswith("--") and (high is None or len(values) < high):
+        while (
+            inline is None
+            and index < len(argv)
+            and not argv[index].startswith("--")
+            and (high is None or len(values) < high)
+        ):
             if annotation is bool and argv[index].lower() not in (*_TRUE, *_FALSE):
                 break
             values.append(argv[index])
             index += 1
         if len(values) < low:
-            raise ConfigError(f"--{name}: expected {_metavar(annotation) or 'no value'}, got {len(values)} value(s)")
+            raise ConfigError(
+                f"--{name}: expected {_metavar(annotation) or 'no value'}, got {len(values)} value(s)"
+            )
         try:
             value = _read(annotation, values)
         except ValueError as error:
@@ -440,10 +453,12 @@ def _apply_flags(command: Command, data: dict[str, Any], argv: list[str]) -> Non
                 entries = _materialize(data, command.config, single[0])
                 if len(entries) > 1:
                     raise ConfigError(
-                        f"--{name}: the job has {len(entries)} {single[0]} entries; name one: --{single[0]}.N.{name}"
+                        f"--{name}: the job has {len(entries)} {single[0]} entries; "
+                        f"name one: --{single[0]}.N.{name}"
                     )
             _assign(data, command.config, flag.path, (not value) if flag.negate else value, name)
         previous = name
+        previous_count = "no value" if high == 0 else f"{high} value{'s' if high != 1 else ''}"
 
 
 def _resolve(command: Command, argv: Sequence[str]) -> tuple[dict[str, Any], Path | None]:
@@ -475,7 +490,11 @@ def parse_command(command: Command, argv: Sequence[str]) -> Parsed:
     if "-h" in argv or "--help" in argv:
         return Parsed(help=help_text(command, [a for a in argv if a not in ("-h", "--help")]))
     data, config_path = _resolve(command, argv)
-    missing = [k for k in _fields(command.config) if k not in data and _field_default(command.config, k) is dataclasses.MISSING]
+    missing = [
+        k
+        for k in _fields(command.config)
+        if k not in data and _field_default(command.config, k) is dataclasses.MISSING
+    ]
     if missing:
         names = ", ".join(dict(command.positional).get(k) or f"--{_flag_name([k])}" for k in missing)
         raise ConfigError(f"missing {names}; usage: {command.usage} (--help lists every flag)")
@@ -496,7 +515,9 @@ class _Row:
     section: str
 
 
-def _field_rows(cls: type, name: str, data: Any, shown: tuple[Key, ...], section: str, concrete: bool) -> list[_Row]:
+def _field_rows(
+    cls: type, name: str, data: Any, shown: tuple[Key, ...], section: str, concrete: bool
+) -> list[_Row]:
     """Rows of key ``name`` of dataclass ``cls`` (all its keys, for a group); ``data``: the resolved
     plain data of ``cls`` (None: its defaults). ``concrete``: every member of one-of entries, and an
     entry more, with real indices (the flags a user may type); else what the help lists."""
@@ -521,7 +542,9 @@ def _group_rows(cls: type, data: Any, shown: tuple[Key, ...], section: str, conc
     return [row for name in _fields(cls) for row in _field_rows(cls, name, data, shown, section, concrete)]
 
 
-def _entry_rows(entries: type, values: list[Any], shown: tuple[Key, ...], section: str, concrete: bool) -> list[_Row]:
+def _entry_rows(
+    entries: type, values: list[Any], shown: tuple[Key, ...], section: str, concrete: bool
+) -> list[_Row]:
     """Rows of a list of entries: each entry's keys, then those of an entry N of any kind."""
     rows = []
     for index, value in enumerate(values):
@@ -531,7 +554,9 @@ def _entry_rows(entries: type, values: list[Any], shown: tuple[Key, ...], sectio
             rows += _group_rows(entries, {}, (*shown, index), section, concrete)
         return rows
     any_entry = section if section.endswith(":any") else f"{section}:any"
-    index = "M" if "N" in shown else "N"  # an entry's own list (a path's keyframes): --views.N.path.keyframes.M.eye
+    index = (
+        "M" if "N" in shown else "N"
+    )  # an entry's own list (a path's keyframes): --views.N.path.keyframes.M.eye
     if not _one_of(entries):
         return rows + _group_rows(entries, None, (*shown, index), any_entry, concrete)
     for member, annotation in _fields(entries).items():
@@ -585,14 +610,22 @@ def help_text(command: Command, argv: Sequence[str] = ()) -> str:
     else:
         problem = None
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    source = f"{config_path}, the flags given, else the defaults" if config_path else "the flags given, else the defaults"
+    source = (
+        f"{config_path}, the flags given, else the defaults"
+        if config_path
+        else "the flags given, else the defaults"
+    )
     lines = [f"usage: {command.usage}", "", _docs(command.config)[""], ""]
     if problem:
         lines += [f"(not applied: {problem})", ""]
     lines += textwrap.wrap(
         f"Values in [brackets] are the ones this run would use: from {source}. "
-        + ("Every key of the --config YAML is a flag: `key: {sub: 64}` is --key.sub 64, and entry N of a list "
-           "--key.N.sub (N from 0); " if command.config_flag else "")
+        + (
+            "Every key of the --config YAML is a flag: `key: {sub: 64}` is --key.sub 64, and entry N of a "
+            "list --key.N.sub (N from 0); "
+            if command.config_flag
+            else ""
+        )
         + "a true/false key is --key or --no-key.",
         width,
     )
@@ -601,7 +634,9 @@ def help_text(command: Command, argv: Sequence[str] = ()) -> str:
     sections: dict[str, list[tuple[str, str]]] = {}
 
     def add(section: str, flag: str, doc: str, value: Any) -> None:
-        shown = "" if value is _UNSHOWN else f" [{required if value is dataclasses.MISSING else _shown(value)}]"
+        shown = (
+            "" if value is _UNSHOWN else f" [{required if value is dataclasses.MISSING else _shown(value)}]"
+        )
         sections.setdefault(section, []).append((flag, f"{doc}{shown}".strip()))
 
     if command.config_flag:
@@ -611,7 +646,12 @@ def help_text(command: Command, argv: Sequence[str] = ()) -> str:
         if shortcut.section:
             _materialize(resolved, command.config, shortcut.section)
         value = shortcut.show(resolved) if shortcut.show is not None else None
-        add(shortcut.section, f"--{shortcut.flag} {_metavar(shortcut.annotation)}", shortcut.doc, _UNSHOWN if value is None else value)
+        add(
+            shortcut.section,
+            f"--{shortcut.flag} {_metavar(shortcut.annotation)}",
+            shortcut.doc,
+            _UNSHOWN if value is None else value,
+        )
     positional = dict(command.positional)
     for row in rows:
         if row.names[0] in positional:
@@ -622,7 +662,13 @@ def help_text(command: Command, argv: Sequence[str] = ()) -> str:
         else:
             add(row.section, f"--{row.names[0]} {row.metavar}".rstrip(), row.doc, row.value)
     for name, positional in command.positional:
-        sections.setdefault("", []).insert(0, (positional, f"{_docs(command.config).get(name, '')} [{_shown(resolved.get(name, dataclasses.MISSING))}]"))
+        sections.setdefault("", []).insert(
+            0,
+            (
+                positional,
+                f"{_docs(command.config).get(name, '')} [{_shown(resolved.get(name, dataclasses.MISSING))}]",
+            ),
+        )
     top = _fields(command.config)
     left = min(max(len(flag) for rows_ in sections.values() for flag, _ in rows_), 44)
     for section, section_rows in sections.items():
@@ -632,12 +678,25 @@ def help_text(command: Command, argv: Sequence[str] = ()) -> str:
         elif section.endswith(":any"):
             entries = _entries(top[name])
             members = ", ".join(_fields(entries)) if entries is not None and _one_of(entries) else "KEY"
-            title = (f"  any {name} entry: --{_flag_name([name])}.N.MEMBER.KEY, N an entry to change (another member "
-                     f"replaces it) or the next index to add one; MEMBER one of {members}")
+            title = (
+                f"  any {name} entry: --{_flag_name([name])}.N.MEMBER.KEY, N an entry to change (another "
+                f"member replaces it) or the next index to add one; MEMBER one of {members}"
+            )
             if entries is not None and _one_of(entries):
                 title += f"; with one entry, --MEMBER.KEY is short for --{_flag_name([name])}.0.MEMBER.KEY"
         else:
-            doc = _docs(command.config).get(name) or _docs(_group(top[name]) or _entries(top[name]) or command.config)[""]
-            title = f"{_flag_name([name])}: {doc}" if name not in command.flat else f"{name.replace('_', ' ')}: {doc}"
-        lines += ["", *textwrap.wrap(title, width, subsequent_indent="    "), *_format(section_rows, left, width)]
+            doc = (
+                _docs(command.config).get(name)
+                or _docs(_group(top[name]) or _entries(top[name]) or command.config)[""]
+            )
+            title = (
+                f"{_flag_name([name])}: {doc}"
+                if name not in command.flat
+                else f"{name.replace('_', ' ')}: {doc}"
+            )
+        lines += [
+            "",
+            *textwrap.wrap(title, width, subsequent_indent="    "),
+            *_format(section_rows, left, width),
+        ]
     return "\n".join(lines) + "\n"

@@ -15,15 +15,22 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 __all__ = ["Reporter", "Steps", "format_rate", "format_seconds"]
 
 
-def format_rate(per_second: float, unit: str) -> str:
+def format_rate(per_second: float | int, unit: str) -> str:
     """``35.2k rays/s``: a rate with a thousands prefix.
 
     Example:
@@ -36,7 +43,7 @@ def format_rate(per_second: float, unit: str) -> str:
     return f"{per_second:.3g} {unit}/s"
 
 
-def format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float | int) -> str:
     """``4.2 s``, ``3 min 05 s``, ``2 h 01 min``.
 
     Example:
@@ -65,7 +72,9 @@ class Steps:
         self._reporter._step_changed(self)
 
     def describe(self) -> str:
-        return f"{self.label}: {self.done}/{self.total} {self.unit}" + (f", {self.status}" if self.status else "")
+        return f"{self.label}: {self.done}/{self.total} {self.unit}" + (
+            f", {self.status}" if self.status else ""
+        )
 
 
 class Reporter:
@@ -82,7 +91,7 @@ class Reporter:
         work_unit: What ``advance(work=...)`` counts (``rays``), for a second rate.
         every: Without a terminal, a line every this many items (default: a tenth of ``total``).
         seconds: Without a terminal, a line at least this often while the job runs.
-        stream: Where progress goes (default: stderr); the summary goes to stdout.
+        stream: A text stream for the progress (default: stderr); the summary goes to stdout.
         terminal: Draw a bar (default: whether ``stream`` is a terminal).
 
     Example:
@@ -106,8 +115,8 @@ class Reporter:
         done: Mapping[str, int] | None = None,
         work_unit: str = "",
         every: int | None = None,
-        seconds: float = 10.0,
-        stream: TextIO | None = None,
+        seconds: float | int = 10.0,
+        stream: Any = None,
         terminal: bool | None = None,
     ) -> None:
         self.action, self.total, self.unit, self.enabled = action, total, unit, enabled
@@ -119,7 +128,9 @@ class Reporter:
         self.every = every if every is not None else max(1, total // 10)
         self.seconds = seconds
         self.stream = stream if stream is not None else sys.stderr
-        self.terminal = terminal if terminal is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        self.terminal = (
+            terminal if terminal is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        )
         self.status = ""
         self.start = time.perf_counter()
         self._steps: Steps | None = None
@@ -139,8 +150,12 @@ class Reporter:
             return self
         if self.terminal:
             columns = (
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
             )
             self._bar = Progress(*columns, console=Console(file=self.stream), transient=False)
             self._bar.start()
@@ -163,8 +178,15 @@ class Reporter:
     def position(self) -> int:
         return sum(self.earlier.values()) + sum(self.counts.values())
 
-    def advance(self, outcome: str | None = None, *, work: float | int = 0, reason: str | None = None, status: str | None = None) -> None:
-        """One more item done, with its outcome (default: the first), work (rays) and, for a rejection, why."""
+    def advance(
+        self,
+        outcome: str | None = None,
+        *,
+        work: float | int = 0,
+        reason: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        """One more item done: its outcome (default: the first), work (rays) and, for a rejection, why."""
         outcome = outcome or self.outcomes[0]
         with self._lock:
             self.counts[outcome] += 1
@@ -250,8 +272,10 @@ class Reporter:
         elapsed = format_seconds(time.perf_counter() - self.start)
         done_here = sum(self.counts.values())
         if not done_here and self.earlier and sum(self.earlier.values()) == self.total:
-            how = ", ".join(f"{n} {k}" for k, n in self.earlier.items())
-            head = f"{self.action}: all {self.total} {self.unit} {how.split(' ', 1)[1] if len(self.earlier) == 1 else how}; nothing left to do ({elapsed})"
+            how = next(iter(self.earlier))  # one outcome ("kept from an earlier run"), else each count
+            if len(self.earlier) > 1:
+                how = ", ".join(f"{n} {k}" for k, n in self.earlier.items())
+            head = f"{self.action}: all {self.total} {self.unit} {how}; nothing left to do ({elapsed})"
         else:
             counts = []
             for outcome in dict.fromkeys([*self.outcomes, *self.counts, *self.earlier]):
@@ -260,7 +284,9 @@ class Reporter:
                 detail = f" ({', '.join(f'{c} {r}' for r, c in why.most_common())})" if why else ""
                 counts.append(f"{n} {outcome}{detail}")
             rates = self._rates()
-            head = f"{self.action}: {self.total} {self.unit} in {elapsed}: {', '.join(counts)}" + (f"; {rates}" if rates else "")
+            head = f"{self.action}: {self.total} {self.unit} in {elapsed}: {', '.join(counts)}" + (
+                f"; {rates}" if rates else ""
+            )
         lines = [head, *extra]
         if self.enabled:
             for text in lines:

@@ -287,7 +287,9 @@ def test_success_threshold_is_in_metres_only_when_the_targets_record_the_units(t
     shutil.copytree(targets_dir, recorded)
     document.update(meters_per_unit=0.5, meters_per_unit_source="checkpoint")
     (recorded / "inerf/targets.json").write_text(json.dumps(document))
-    config = InerfSolveConfig(field=FIELD, targets=recorded, solver=SolverConfig(iters=1, rays=16, num_steps=64), limit=1)
+    config = InerfSolveConfig(
+        field=FIELD, targets=recorded, solver=SolverConfig(iters=1, rays=16, num_steps=64), limit=1
+    )
     results = run_inerf_solve(config, show_progress=False)
     assert results["criteria"]["trans_m"] == pytest.approx(0.025)
     assert describe_results(results)[0].endswith("< 0.05 scene units (0.025 m)")
@@ -300,8 +302,15 @@ def test_solver_reports_every_step(targets_dir):
     loaded = load_field(FIELD)
     steps = []
     config = SolverConfig(iters=4, rays=32, num_steps=64, converge_window=0)
-    solve_pose(loaded.field, loaded.occupancy_grid(), image, target.intrinsics, target.init_c2w[None], config,
-               on_step=lambda done, loss: steps.append((done, loss)))
+    solve_pose(
+        loaded.field,
+        loaded.occupancy_grid(),
+        image,
+        target.intrinsics,
+        target.init_c2w[None],
+        config,
+        on_step=lambda done, loss: steps.append((done, loss)),
+    )
     assert [done for done, _ in steps] == [1, 2, 3, 4] and all(math.isfinite(loss) for _, loss in steps)
 
 
@@ -347,7 +356,12 @@ def test_benchmark_rows_and_target_recipes(tmp_path):
     assert room.num == 3 and not room.mesh
     demo = bench_targets_config(FIELD, tmp_path / "demo", num=3, seed=1, preset="pinerf")
     assert demo.views == () and demo.preset == "pinerf"  # the default shell
-    rows = inerf_benchmark(FIELD, num=2, samplings=("random",), hypotheses=(1, 2), iters=4, rays=64, num_steps=64)
-    assert [(r["sampling"], r["hypotheses"], r["targets"]) for r in rows] == [("random", 1, 2), ("random", 2, 2)]
+    rows = inerf_benchmark(
+        FIELD, num=2, samplings=("random",), hypotheses=(1, 2), iters=4, rays=64, num_steps=64
+    )
+    assert [(r["sampling"], r["hypotheses"], r["targets"]) for r in rows] == [
+        ("random", 1, 2),
+        ("random", 2, 2),
+    ]
     assert all(0.0 <= r["success_rate"] <= 1.0 and r["median_steps"] <= 4 for r in rows)
     assert inerf_table(rows).row_count == len(rows) + 2  # and the published figures

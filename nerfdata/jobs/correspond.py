@@ -224,7 +224,9 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.json").unlink(missing_ok=True)
     records: list[dict[str, Any]] = []
-    with Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",), work_unit="matches") as progress:
+    progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
+                        work_unit="matches")
+    with progress:
         for number, pair in enumerate(pairs):
             record = _match_pair(config, folder, number, pair, cameras, depths, dataset, field_, options, occupancy)
             records.append(record)

@@ -211,7 +211,8 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
     cameras, rgbs, depths, records = [], [], [], []
-    progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",), work_unit="rays")
+    progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
+                        work_unit="rays")
     with progress:
         for index, view in enumerate(views[: config.num]):
             camera = Camera(view.c2w_opengl, intrinsics)
@@ -374,7 +375,10 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     records = []
-    with Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=("solved", "not solved"), every=1) as progress:
+    outcomes = ("solved", "not solved")
+    progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
+                        every=1)  # each target is slow: a line per target
+    with progress:
         for target in targets:
             image = _load_target_image(target)
             depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
@@ -407,6 +411,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             })
             progress.advance("solved" if success else "not solved")
     times = [r["seconds"] for r in records]
+    metric = recorded_meters_per_unit(document)
     results = {
         "nerfdata_version": __version__,
         "success_rate": sum(r["success"] for r in records) / max(len(records), 1),
@@ -414,8 +419,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             "rot_deg": config.success_rot_deg,
             "trans": config.success_trans,
             "trans_unit": "scene units (camera-centre distance)",
-            # In metres only when the targets record the field's units (not when they were taken as metres).
-            "trans_m": config.success_trans * metric if (metric := recorded_meters_per_unit(document)) else None,
+            # In metres only when the targets record the field's units (not when assumed).
+            "trans_m": None if metric is None else config.success_trans * metric,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
         "config": to_dict(config),
@@ -434,7 +439,7 @@ def recorded_meters_per_unit(document: dict[str, Any]) -> float | None:
     Example:
         >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "checkpoint"})
         1.0
-        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "assumed (...)"}) is None
+        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "assumed"}) is None
         True
     """
     value, source = document.get("meters_per_unit"), document.get("meters_per_unit_source")

@@ -199,7 +199,8 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         manifest["mesh"] = mesh_record
     write_manifest(config.out, manifest)
     earlier = "kept from an earlier run (checksums match)"
-    progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=("rendered", earlier, "rejected"),
+    outcomes = ("rendered", earlier, "rejected")
+    progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=outcomes,
                         done={earlier: len(kept)} if kept else None, work_unit="rays")
     with progress:
         for index, view in enumerate(views):
@@ -225,7 +226,8 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
                 progress.advance("rendered", work=camera.intrinsics.num_pixels)
             else:
                 inside = problem == "camera inside geometry"
-                progress.advance("rejected", reason="inside geometry" if inside else f"seeing under {config.coverage.min_fraction:.0%} foreground")
+                little = f"seeing under {config.coverage.min_fraction:.0%} foreground"
+                progress.advance("rejected", reason="inside geometry" if inside else little)
     complete = [v for v in manifest["views"] if v["status"] == "complete"]
     frames = [
         FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
@@ -236,7 +238,8 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         rotations = {i: c.w2c_opencv[:3, :3].numpy() for i, c in cameras.items()}
         rows = preview_rows(config.out, complete, rotations, config.preview_views)
         if rows:
-            write_contact_sheet(config.out / "preview.png", rows, depth_unit(loaded.metadata.get("meters_per_unit")))
+            units = depth_unit(loaded.metadata.get("meters_per_unit"))
+            write_contact_sheet(config.out / "preview.png", rows, units)
     manifest["complete"] = True
     write_manifest(config.out, manifest)
     progress.summary()

@@ -344,7 +344,8 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     start = time.perf_counter()
     running_mse = None
     earlier = {"done in an earlier run": state.iteration} if state.iteration else None
-    with Reporter("train", config.iters, "steps", enabled=show_progress, done=earlier, work_unit="rays") as progress:
+    progress = Reporter("train", config.iters, "steps", enabled=show_progress, done=earlier, work_unit="rays")
+    with progress:
         while state.iteration < config.iters:
             mse = train_step(state, rays, targets, options)
             running_mse = mse if running_mse is None else 0.95 * running_mse + 0.05 * mse
@@ -352,7 +353,8 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
                 refresh_occupancy(state)
             if state.iteration % config.checkpoint_every == 0 and state.iteration < config.iters:
                 save_checkpoint(state)
-            progress.advance(work=config.rays_per_batch, status=f"loss {running_mse:.5f}, psnr {psnr(running_mse):.2f}")
+            status = f"loss {running_mse:.5f}, psnr {psnr(running_mse):.2f}"
+            progress.advance(work=config.rays_per_batch, status=status)
     seconds = time.perf_counter() - start
     state.field.eval().requires_grad_(False)
     # The field was fitted with the training grid's empty cells skipped: render it with the same grid.

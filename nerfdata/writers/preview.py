@@ -20,16 +20,35 @@ from PIL import Image, ImageDraw, ImageFont
 from nerfdata.writers.images import to_uint8, write_png
 from nerfdata.writers.layers import normals_preview
 
-__all__ = ["PreviewRow", "SheetLayout", "colormap", "depth_unit", "preview_rows", "sheet_layout", "write_contact_sheet"]
+__all__ = [
+    "PreviewRow",
+    "SheetLayout",
+    "colormap",
+    "depth_unit",
+    "preview_rows",
+    "sheet_layout",
+    "write_contact_sheet",
+]
 
 # Viridis at 10 evenly spaced positions (matplotlib's published colormap), interpolated linearly.
-_VIRIDIS = np.array(
-    [
-        [68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142],
-        [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37],
-    ],
-    dtype=np.float64,
-) / 255.0
+_VIRIDIS = (
+    np.array(
+        [
+            [68, 1, 84],
+            [72, 40, 120],
+            [62, 73, 137],
+            [49, 104, 142],
+            [38, 130, 142],
+            [31, 158, 137],
+            [53, 183, 121],
+            [110, 206, 88],
+            [181, 222, 43],
+            [253, 231, 37],
+        ],
+        dtype=np.float64,
+    )
+    / 255.0
+)
 
 BACKGROUND = (40, 40, 40)
 """The sheet's colour around the tiles (RGB renders have a white background: they stand out)."""
@@ -53,7 +72,7 @@ class PreviewRow:
 
 
 def colormap(values: np.ndarray, low: float, high: float, invalid: np.ndarray | None = None) -> np.ndarray:
-    """Viridis colours ``(..., 3)`` in ``[0, 1]`` for ``values`` scaled from ``[low, high]``; black where invalid.
+    """Viridis colours ``(..., 3)`` in ``[0, 1]`` of ``values`` scaled from ``[low, high]``; black if invalid.
 
     Example:
         >>> colormap(np.array([0.0, 1.0]), 0.0, 1.0).round(3).tolist()
@@ -93,7 +112,7 @@ def preview_rows(
     """Rows of up to ``count`` complete views spread over the job, read back from their files under ``out``.
 
     Args:
-        views: Manifest view records (``index``, ``label``, ``status``, ``files``: ``{layer: {"path": ...}}``).
+        views: Manifest view records (``index``, ``label``, ``status``, ``files``: ``{layer: {"path"}}``).
         w2c_rotations: Per view index, its world-to-camera rotation (OpenCV axes), for the normals.
 
     Only the views of the smallest size are kept when sizes differ (a sheet has one tile size).
@@ -158,7 +177,9 @@ class SheetLayout:
         return height, width
 
     def tile_origin(self, row: int, column: int) -> tuple[int, int]:
-        return self.title_height + row * (self.tile[0] + self.gap), self.label_width + column * (self.tile[1] + self.gap)
+        return self.title_height + row * (self.tile[0] + self.gap), self.label_width + column * (
+            self.tile[1] + self.gap
+        )
 
     def title_origin(self, column: int) -> tuple[int, int]:
         return self.gap, self.tile_origin(0, column)[1]
@@ -173,7 +194,7 @@ def sheet_layout(view_size: tuple[int, int], rows: int, columns: int) -> SheetLa
     Example:
         >>> layout = sheet_layout((64, 64), rows=4, columns=4)
         >>> layout.tile, layout.size
-        ((192, 192), (995, 876))
+        ((192, 192), (896, 850))
     """
     height, width = view_size
     low, high = _TILE_WIDTH
@@ -183,7 +204,9 @@ def sheet_layout(view_size: tuple[int, int], rows: int, columns: int) -> SheetLa
     line = round(1.3 * font_size)
     gap = max(4, font_size // 3)
     label_width = round(4.5 * font_size) + 2 * gap  # "view 123" and a short label, wrapped
-    return SheetLayout(rows, columns, tile, font_size, gap, line, label_width, 2 * line + 2 * gap, 4 * line + gap)
+    return SheetLayout(
+        rows, columns, tile, font_size, gap, line, label_width, 2 * line + 2 * gap, 4 * line + gap
+    )
 
 
 # ------------------------------------------------------------------------------------- drawing
@@ -206,10 +229,14 @@ def _tile(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.size == (size[1], size[0]):
         return np.asarray(image)
     smaller = size[1] < image.size[0]
-    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BOX if smaller else Image.Resampling.NEAREST))
+    return np.asarray(
+        image.resize((size[1], size[0]), Image.Resampling.BOX if smaller else Image.Resampling.NEAREST)
+    )
 
 
-def _colour_bar(image: Image.Image, layout: SheetLayout, column: int, low: float, high: float, caption: str, font: Any) -> None:
+def _colour_bar(
+    image: Image.Image, layout: SheetLayout, column: int, low: float, high: float, caption: str, font: Any
+) -> None:
     """Caption, a viridis bar from ``low`` to ``high`` across the column, and three tick values under it."""
     y, x = layout.legend_origin(column)
     width = layout.tile[1]
@@ -221,7 +248,13 @@ def _colour_bar(image: Image.Image, layout: SheetLayout, column: int, low: float
     for fraction, anchor in ((0.0, "la"), (0.5, "ma"), (1.0, "ra")):
         tick = x + round(fraction * (width - 1))
         draw.line([(tick, top + layout.line), (tick, top + layout.line + 3)], fill=_TEXT)
-        draw.text((tick, top + layout.line + 4), f"{low + fraction * (high - low):.3g}", fill=_TEXT, font=font, anchor=anchor)
+        draw.text(
+            (tick, top + layout.line + 4),
+            f"{low + fraction * (high - low):.3g}",
+            fill=_TEXT,
+            font=font,
+            anchor=anchor,
+        )
 
 
 def write_contact_sheet(path: str | Path, rows: list[PreviewRow], depth_units: str = "scene units") -> None:
@@ -229,8 +262,12 @@ def write_contact_sheet(path: str | Path, rows: list[PreviewRow], depth_units: s
 
     ``depth_units``: what the depth values are in (:func:`depth_unit`), printed by the colour bar.
     """
-    depths = np.concatenate([r.layers["depth"][r.layers["depth"] > 0] for r in rows if "depth" in r.layers] or [np.zeros(1)])
-    low, high = (float(np.percentile(depths, 1)), float(np.percentile(depths, 99))) if depths.size > 1 else (0.0, 1.0)
+    depths = np.concatenate(
+        [r.layers["depth"][r.layers["depth"] > 0] for r in rows if "depth" in r.layers] or [np.zeros(1)]
+    )
+    low, high = (
+        (float(np.percentile(depths, 1)), float(np.percentile(depths, 99))) if depths.size > 1 else (0.0, 1.0)
+    )
     titles = {
         "rgb": ("RGB", "as rendered"),
         "depth": ("depth", f"z-depth, {depth_units}"),
