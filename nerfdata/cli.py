@@ -1,25 +1,21 @@
 """The ``nerfdata`` command: parse, validate, call a job. No maths lives here.
 
-Each command is a typed dataclass; its flags are generated from the dataclass by tyro, so every
-config key is also a flag (``--orbit.count 8``). ``render`` first reads ``--config X.yaml`` and
-uses it as the defaults that flags override. Bad input ends with one line on stderr, exit status 2.
+Each command is a typed dataclass config; its flags are generated from it (:mod:`nerfdata.flags`),
+so every config key is also a flag (``--camera.width 64``, ``--views.0.orbit.count 8``), and
+``--config X.yaml`` gives the values that flags override. Bad input ends with one line on stderr,
+exit status 2.
 """
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
-import tyro
-
-from nerfdata.config import from_dict, load_yaml
 from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.flags import Command, Shortcut, parse_command
 
-__all__ = ["entrypoint", "main"]
-
-T = TypeVar("T")
+__all__ = ["command", "entrypoint", "main"]
 
 USAGE = """usage: nerfdata COMMAND [options]   (nerfdata COMMAND --help for a command's options)
 
@@ -27,9 +23,12 @@ commands:
   render    render views of a trained field into a labelled dataset (--config configs/X.yaml)
   train     fit an NGPField to a transforms.json dataset: nerfdata train DATA_DIR --out CKPT_DIR
   scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
-  correspond  dense correspondences between views of a rendered dataset: nerfdata correspond --field CKPT --dataset DIR
-  mesh      extract a coloured mesh by marching cubes: nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
-  inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR | nerfdata inerf solve --field CKPT --targets DIR
+  correspond  dense correspondences between views of a rendered dataset:
+            nerfdata correspond --field CKPT --dataset DIR
+  mesh      extract a coloured mesh by marching cubes:
+            nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
+  inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR
+            | nerfdata inerf solve --field CKPT --targets DIR
   bench     print speed ratios measured side by side; writes benchmarks/results.json
 """
 
@@ -46,59 +45,6 @@ class BenchCommand:
     """Folder of the scenes to measure (default: scenes/ of the package's checkout, from any folder)."""
 
 
-def _yaml_then_flags(cls: type[T], argv: Sequence[str], prog: str, poses_flag: bool = False) -> T:
-    """``cls`` from ``--config X.yaml`` as defaults, ``--field``/``--out`` and every other flag over it.
-
-    With ``poses_flag``, ``--poses transforms.json`` sets the views to exactly that file's poses.
-    """
-    pre = argparse.ArgumentParser(add_help=False)
-    for flag in ("--config", "--field", "--out", *(("--poses",) if poses_flag else ())):
-        pre.add_argument(flag, type=Path)
-    known, rest = pre.parse_known_args(argv)
-    data = load_yaml(known.config) if known.config else {}
-    for key in ("field", "out"):
-        if getattr(known, key) is not None:
-            data[key] = str(getattr(known, key))
-    if getattr(known, "poses", None) is not None:  # render exactly those poses, with their intrinsics
-        data["views"] = [{"file": {"path": str(known.poses)}}]
-    if "--help" in rest or "-h" in rest or not data:
-        return tyro.cli(cls, args=rest, prog=prog)
-    where = str(known.config) if known.config else f"{prog} flags"
-    return tyro.cli(cls, default=from_dict(cls, data, where), args=rest, prog=prog)
-
-
-def _render(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.render import RenderJobConfig, run_render
-
-    config = _yaml_then_flags(RenderJobConfig, argv, "nerfdata render", poses_flag=True)
-    out = run_render(config, show_progress=sys.stderr.isatty())
-    print(f"dataset written to {out}")
-
-
-def _positional(argv: Sequence[str], name: str, flags: tuple[str, ...]) -> tuple[argparse.Namespace, list[str]]:
-    """Split off one positional argument and the given path flags; the rest goes to tyro."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument(name, type=Path, nargs="?")
-    for flag in flags:
-        pre.add_argument(flag, type=Path)
-    return pre.parse_known_args(argv)
-
-
-def _train(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.train import TrainJobConfig, run_train
-
-    known, rest = _positional(argv, "data", ("--out",))
-    if "--help" in rest or "-h" in rest or known.data is None or known.out is None:
-        if not ("--help" in rest or "-h" in rest):
-            raise ConfigError("usage: nerfdata train DATA_DIR --out CKPT_DIR [--iters N] [--resume] (--help for all options)")
-        tyro.cli(TrainJobConfig, args=rest, prog="nerfdata train DATA_DIR")
-        return
-    config = tyro.cli(TrainJobConfig, default=TrainJobConfig(data=known.data, out=known.out), args=rest, prog="nerfdata train")
-    result = run_train(config, show_progress=sys.stderr.isatty())
-    test = f", test PSNR {result.test_psnr:.2f} dB" if result.test_psnr is not None else ""
-    print(f"trained {result.iterations} iterations in {result.seconds:.0f} s{test}; checkpoint: {result.checkpoint}")
-
-
 @dataclass(frozen=True)
 class SceneCommand:
     """Write a ground-truth scene's dataset (train/test views with exact labels, and its mesh)."""
@@ -108,34 +54,39 @@ class SceneCommand:
     out: Path
     """Dataset folder to write."""
     overwrite: bool = False
+    """Replace a dataset already in --out."""
 
 
-def _scene(argv: Sequence[str]) -> None:
-    from nerfdata.scenes import load_recipe, write_scene_dataset
-
-    known, rest = _positional(argv, "scene", ("--out",))
-    if known.scene is None or known.out is None:
-        command = tyro.cli(SceneCommand, args=rest, prog="nerfdata scene")
-    else:
-        command = tyro.cli(SceneCommand, default=SceneCommand(known.scene, known.out), args=rest, prog="nerfdata scene")
-    out = write_scene_dataset(load_recipe(command.scene), command.out, command.overwrite, show_progress=sys.stderr.isatty())
-    print(f"dataset written to {out}")
+def _parse(command: Command, argv: Sequence[str]) -> Any:
+    """The command's config, or None when its help was printed."""
+    parsed = parse_command(command, argv)
+    if parsed.help is not None:
+        print(parsed.help, end="")
+        return None
+    return parsed.config
 
 
-def _mesh(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.mesh import MeshJobConfig, describe, run_mesh
-
-    # Extraction and clean-up options are flags of their own (--resolution, not --extraction.resolution).
-    config = tyro.cli(tyro.conf.OmitArgPrefixes[MeshJobConfig], args=list(argv), prog="nerfdata mesh")
-    for line in describe(run_mesh(config)):
-        print(line)
+def _poses(data: dict[str, Any], path: str) -> None:
+    data["views"] = [{"file": {"path": path}}]  # render exactly those poses, with their intrinsics
 
 
-def _correspond(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.correspond import CorrespondJobConfig, run_correspond
+def _num_views(data: dict[str, Any], count: int) -> None:
+    views = data["views"]
+    if len(views) != 1:
+        count_flags = "--views.N.SAMPLER.count"
+        raise ConfigError(f"--num-views: the job has {len(views)} view samplers; set their {count_flags}")
+    ((name, sampler),) = views[0].items()
+    if name in ("perturb", "file"):
+        raise ConfigError(f"--num-views: a {name} sampler renders its file's poses; see --views.0.{name}.*")
+    views[0] = {name: {**(sampler or {}), "count": count}}
 
-    config = tyro.cli(CorrespondJobConfig, args=list(argv), prog="nerfdata correspond")
-    print(run_correspond(config, show_progress=sys.stderr.isatty()).describe())
+
+def _views_count(data: dict[str, Any]) -> Any:
+    views = data.get("views") or []
+    if len(views) != 1:
+        return None
+    ((_, sampler),) = views[0].items()
+    return (sampler or {}).get("count")
 
 
 INERF_USAGE = (
@@ -145,38 +96,139 @@ INERF_USAGE = (
 )
 
 
+def command(name: str) -> Command:
+    """The flags of subcommand ``name`` (``render``, ..., ``inerf targets``, ``inerf solve``, ``bench``).
+
+    Raises:
+        KeyError: no such subcommand.
+    """
+    if name == "render":
+        from nerfdata.jobs.render import RenderJobConfig
+
+        poses = "Render exactly the poses of this transforms.json, with its intrinsics (replaces views)."
+        return Command(
+            "nerfdata render", RenderJobConfig,
+            "nerfdata render --config configs/X.yaml [--field PATH] [--out DIR] [--poses transforms.json] "
+            "[flags]",
+            shortcuts=(
+                Shortcut("poses", Path, poses, _poses, section="views"),
+                Shortcut("num-views", int, "Views of the job's one sampler (its count).", _num_views,
+                         section="views", show=_views_count),
+            ),
+        )
+    if name == "train":
+        from nerfdata.jobs.train import TrainJobConfig
+
+        usage = "nerfdata train DATA_DIR --out CKPT_DIR [--iters N] [--resume] [flags]"
+        return Command("nerfdata train", TrainJobConfig, usage, positional=(("data", "DATA_DIR"),))
+    if name == "scene":
+        usage = "nerfdata scene scenes/NAME --out DATA_DIR [--overwrite]"
+        positional = (("scene", "SCENE"),)
+        return Command("nerfdata scene", SceneCommand, usage, positional=positional, config_flag=False)
+    if name == "mesh":
+        from nerfdata.jobs.mesh import MeshJobConfig
+
+        # Extraction and clean-up options are flags of their own (--resolution, not --extraction.resolution).
+        usage = ("nerfdata mesh --field PATH --out mesh.ply [--resolution 256] [--threshold T|auto] "
+                 "[--bounds x0 y0 z0 x1 y1 z1] [flags]")
+        return Command("nerfdata mesh", MeshJobConfig, usage, flat=("extraction", "cleanup"))
+    if name == "correspond":
+        from nerfdata.jobs.correspond import CorrespondJobConfig
+
+        usage = ("nerfdata correspond --field PATH --dataset DIR [--pairs 20] [--per-pair 4096] [--out DIR] "
+                 "[flags]")
+        return Command("nerfdata correspond", CorrespondJobConfig, usage)
+    if name == "inerf targets":
+        from nerfdata.jobs.inerf import InerfTargetsConfig
+
+        # views: render samplers, from a --config YAML of target keys or --views.N.SAMPLER.KEY flags.
+        usage = ("nerfdata inerf targets --field PATH --out DIR [--config X.yaml] [--num 10] [--seed 0] "
+                 "[--preset inerf|pinerf|custom] [flags]")
+        return Command("nerfdata inerf targets", InerfTargetsConfig, usage)
+    if name == "inerf solve":
+        from nerfdata.jobs.inerf import InerfSolveConfig
+
+        # Solver options are flags of their own (--iters, not --solver.iters).
+        usage = ("nerfdata inerf solve --field PATH --targets DIR [--iters 300] [--rays 2048] "
+                 "[--hypotheses K] [--out results.json] [flags]")
+        return Command("nerfdata inerf solve", InerfSolveConfig, usage, flat=("solver",))
+    if name == "bench":
+        usage = "nerfdata bench [--quick] [--scenes DIR] [--out FILE]"
+        return Command("nerfdata bench", BenchCommand, usage, config_flag=False)
+    raise KeyError(name)
+
+
+def _render(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.render import run_render
+
+    config = _parse(command("render"), argv)
+    if config is not None:
+        print(f"dataset written to {run_render(config)}")
+
+
+def _train(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.train import run_train
+
+    config = _parse(command("train"), argv)
+    if config is not None:
+        result = run_train(config)
+        test = f", test PSNR {result.test_psnr:.2f} dB" if result.test_psnr is not None else ""
+        seconds = f"{result.seconds:.0f} s"
+        print(f"trained {result.iterations} iterations in {seconds}{test}; checkpoint: {result.checkpoint}")
+
+
+def _scene(argv: Sequence[str]) -> None:
+    from nerfdata.scenes import load_recipe, write_scene_dataset
+
+    config = _parse(command("scene"), argv)
+    if config is not None:
+        recipe = load_recipe(config.scene)
+        out = write_scene_dataset(recipe, config.out, config.overwrite, show_progress=sys.stderr.isatty())
+        print(f"dataset written to {out}")
+
+
+def _mesh(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.mesh import describe, run_mesh
+
+    config = _parse(command("mesh"), argv)
+    if config is not None:
+        for line in describe(run_mesh(config)):
+            print(line)
+
+
+def _correspond(argv: Sequence[str]) -> None:
+    from nerfdata.jobs.correspond import run_correspond
+
+    config = _parse(command("correspond"), argv)
+    if config is not None:
+        print(run_correspond(config).describe())
+
+
 def _inerf(argv: Sequence[str]) -> None:
-    from nerfdata.jobs.inerf import (
-        InerfSolveConfig,
-        InerfTargetsConfig,
-        describe_results,
-        run_inerf_solve,
-        run_inerf_targets,
-    )
+    from nerfdata.jobs.inerf import describe_results, run_inerf_solve, run_inerf_targets
 
     if not argv or argv[0] not in ("targets", "solve"):
         if argv and argv[0] in ("-h", "--help"):
             print(INERF_USAGE)
             return
         raise ConfigError(INERF_USAGE)
-    action, rest = argv[0], list(argv[1:])
-    if action == "targets":
-        # views: render samplers, from a --config YAML of target keys.
-        config = _yaml_then_flags(InerfTargetsConfig, rest, "nerfdata inerf targets")
-        print(f"targets written to {run_inerf_targets(config, show_progress=sys.stderr.isatty())}")
+    config = _parse(command(f"inerf {argv[0]}"), argv[1:])
+    if config is None:
         return
-    # Solver options are flags of their own (--iters, not --solver.iters).
-    solve = tyro.cli(tyro.conf.OmitArgPrefixes[InerfSolveConfig], args=rest, prog="nerfdata inerf solve")
-    for line in describe_results(run_inerf_solve(solve, show_progress=sys.stderr.isatty())):
-        print(line)
+    if argv[0] == "targets":
+        print(f"targets written to {run_inerf_targets(config)}")
+    else:
+        for line in describe_results(run_inerf_solve(config)):
+            print(line)
 
 
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
     from nerfdata.bench.shipped import RESULTS, SCENES
 
-    command = tyro.cli(BenchCommand, args=list(argv), prog="nerfdata bench")
-    run_benchmarks(command.quick, command.out or RESULTS, command.scenes or SCENES)
+    config = _parse(command("bench"), argv)
+    if config is not None:
+        run_benchmarks(config.quick, config.out or RESULTS, config.scenes or SCENES)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {

@@ -140,3 +140,181 @@ def test_bench_takes_its_scenes_folder_and_checks_it_first(tmp_path, capsys, mon
     status, captured = run(capsys, "bench", "--scenes", str(missing), "--out", str(out))
     assert status == 2 and captured.err.strip().count("\n") == 0
     assert "missing: no scenes folder here" in captured.err and not out.exists()
+
+
+def test_documented_sampler_flags_change_the_rendered_views(tmp_path, capsys, job):
+    def render(name: str, *flags: str) -> list[dict]:
+        status, captured = run(capsys, "render", "--config", str(job), "--out", str(tmp_path / name), *flags)
+        assert status == 0, captured.err
+        return json.loads((tmp_path / name / "manifest.json").read_text())
+
+    manifest = render("flags", "--views.0.orbit.count", "3", "--views.1.spiral.count", "2", "--outputs", "rgb")
+    labels = ["orbit[0]", "orbit[1]", "orbit[2]", "spiral[0]", "spiral[1]"]
+    assert [v["label"] for v in manifest["views"]] == labels
+    # With one sampler: --num-views and --SAMPLER.KEY.
+    manifest = render("shortcuts", "--num-views", "3", "--orbit.elevation-deg", "10", "--outputs", "rgb")
+    assert len(manifest["views"]) == 3 and manifest["config"]["views"][0]["orbit"]["elevation_deg"] == 10.0
+
+
+@pytest.mark.parametrize(
+    "argv, flags",
+    [
+        (
+            ["render"],
+            [
+                "--config PATH",
+                "--poses PATH",
+                "--field PATH",
+                "--camera.width INT",
+                "--views.N.orbit.count INT",
+            ],
+        ),
+        (["train"], ["DATA_DIR", "--config PATH", "--iters INT", "--field.sh-degree INT"]),
+        (["scene"], ["SCENE", "--out PATH", "--[no-]overwrite"]),
+        (
+            ["mesh"],
+            [
+                "--config PATH",
+                "--resolution INT",
+                "--threshold FLOAT|{auto}|None",
+                "--min-component-fraction",
+            ],
+        ),
+        (["correspond"], ["--config PATH", "--dataset PATH", "--per-pair INT"]),
+        (["inerf", "targets"], ["--config PATH", "--num INT", "--views.N.shell.count INT"]),
+        (["inerf", "solve"], ["--config PATH", "--targets PATH", "--iters INT", "--hypotheses INT"]),
+        (["bench"], ["--[no-]quick", "--scenes PATH|None"]),
+    ],
+)
+def test_help_of_every_subcommand_lists_its_flags(capsys, argv, flags):
+    status, captured = run(capsys, *argv, "--help")
+    assert status == 0 and captured.out.startswith(f"usage: nerfdata {' '.join(argv)}")
+    for flag in flags:
+        assert flag in captured.out, flag
+    assert ("--config" in captured.out) == (argv[0] not in ("scene", "bench"))
+
+
+def test_help_shows_the_config_values(capsys):
+    status, captured = run(capsys, "render", "--config", "configs/demo.yaml", "--help")
+    text = " ".join(captured.out.split())
+    assert (
+        status == 0
+        and "Checkpoint folder (field.json + field.safetensors), or its .safetensors / .json file. "
+        "[scenes/tabletop]" in text
+    )
+    assert (
+        "--render.num-steps INT Samples along the box diagonal" in text
+        and "diagonal / num_steps. [512]" in text
+    )
+    status, captured = run(capsys, "inerf", "targets", "--config", "configs/inerf/room.yaml", "--help")
+    assert status == 0 and "[scenes/room/cameras.json]" in captured.out and "[60.0]" in captured.out
+
+
+@pytest.mark.parametrize(
+    "argv, suggestion",
+    [
+        (["render", "--field", "scenes/analytic_demo", "--camera.widht", "64"], "--camera.width"),
+        (
+            ["render", "--field", "scenes/analytic_demo", "--views.0.orbit.cuont", "2"],
+            "--views.0.orbit.count",
+        ),
+        (["train", "data", "--out", "ckpt", "--iter", "3"], "--iters"),
+        (["scene", "scenes/mug", "--out", "d", "--overwirte"], "--overwrite"),
+        (["mesh", "--field", "scenes/analytic_demo", "--resolutoin", "32"], "--resolution"),
+        (["correspond", "--field", "f", "--dataset", "d", "--per-piar", "8"], "--per-pair"),
+        (["inerf", "targets", "--field", "f", "--presett", "pinerf"], "--preset"),
+        (["inerf", "solve", "--field", "f", "--targets", "t", "--hypothesis", "3"], "--hypotheses"),
+        (["bench", "--quik"], "--quick"),
+    ],
+)
+def test_a_flag_typo_is_one_line_with_the_closest_flag(capsys, argv, suggestion):
+    status, captured = run(capsys, *argv)
+    assert status == 2 and captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.endswith(f"did you mean {suggestion}?") and line.startswith(
+        f"nerfdata {argv[0]}: error: unknown flag"
+    )
+
+
+def test_a_run_without_a_terminal_logs_progress_and_a_summary(tmp_path, capsys, job):
+    out = tmp_path / "logged"
+    status, captured = run(capsys, "render", "--config", str(job), "--out", str(out), "--num-views", "4")
+    assert status == 0
+    progress = (
+        captured.err.splitlines()
+    )  # pytest's capture is not a terminal: a line every view (4 // 10 -> 1)
+    assert [line.split(",")[0] for line in progress] == [
+        f"render: {i}/4 views ({25 * i}%)" for i in range(1, 5)
+    ]
+    assert all("rays/s" in line for line in progress)
+    summary = captured.out.splitlines()[0]
+    assert summary.startswith("render: 4 views in ") and "4 rendered, 0 kept from an earlier run" in summary
+    assert "0 rejected" in summary and "k rays/s" in summary
+    status, captured = run(capsys, "render", "--config", str(job), "--out", str(out), "--num-views", "4")
+    assert status == 0 and captured.out.startswith("render: all 4 views kept from an earlier run")
+
+
+def documented_commands() -> list[list[str]]:
+    """Every ``nerfdata ...`` line of the READMEs and the configs, with its placeholders filled."""
+    import re
+    from pathlib import Path
+
+    text = "\n".join(
+        Path(p).read_text()
+        for p in ("README.md", "benchmarks/README.md", *map(str, Path("configs").rglob("*.yaml")))
+    )
+    text = re.sub(r"\n\s+\[", " [", text)  # a synopsis continued on the next line
+    found = re.findall(r"`(nerfdata [a-z][^`]*)`", text) + re.findall(
+        r"(?:^\s*#?\s*|&& )(nerfdata [a-z][^`\n]*)", text, re.M
+    )
+    fill = {
+        "configs/X.yaml": "configs/demo.yaml",
+        "PATH": "scenes/analytic_demo",
+        "CKPT": "scenes/analytic_demo",
+        "DIR": "out",
+        "DATA_DIR": "data",
+        "CKPT_DIR": "ckpt",
+        "FILE": "r.json",
+        "scenes/NAME": "scenes/mug",
+        "data/NAME": "data/mug",
+        "N": "2",
+        "S": "1",
+        "R": "5",
+        "T": "0.5",
+        "K": "3",
+        "T|auto": "auto",
+    }
+    commands = []
+    for line in found:
+        for part in line.split("&&"):
+            words = part.replace("[", " ").replace("]", " ").split()
+            if len(words) < 3 or words[1] not in (
+                "render",
+                "train",
+                "scene",
+                "mesh",
+                "correspond",
+                "inerf",
+                "bench",
+            ):
+                continue  # a heading or prose, not a command line
+            words = [
+                fill.get(w, w.split("|")[0] if "|" in w and not w.startswith("-") else w) for w in words[1:]
+            ]
+            words = [w for w in words if w != "overrides"]
+            words = [{"0": "-1", "1": "1"}[w[1]] if re.fullmatch(r"[xyz][01]", w) else w for w in words]
+            commands.append(words)
+    return commands
+
+
+def test_every_documented_command_line_parses():
+    from nerfdata.cli import command
+    from nerfdata.flags import parse_command
+
+    commands = documented_commands()
+    assert len(commands) >= 15
+    for words in commands:
+        name = " ".join(words[:2]) if words[0] == "inerf" else words[0]
+        rest = words[2:] if words[0] == "inerf" else words[1:]
+        parsed = parse_command(command(name), rest)
+        assert parsed.config is not None or parsed.help is not None, words

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import tyro
 
 from nerfdata.bench.correspondences import true_matches
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
@@ -283,10 +282,13 @@ def test_bad_inputs_give_one_clear_line(dataset, export, tmp_path):
         run_correspond(job(no_depth), show_progress=False)
 
 
-def test_config_is_validated_and_parses_with_tyro(tmp_path):
+def test_config_is_validated_and_parses_as_flags(tmp_path):
+    from nerfdata.cli import command
+    from nerfdata.flags import parse_command
+
     for key, value in (("per_pair", 0), ("pairs", 0), ("depth_tolerance", 0.0), ("min_overlap", 2.0)):
         with pytest.raises(ConfigError, match=key):
             CorrespondJobConfig(field=FIELD, dataset=tmp_path, **{key: value})
-    config = tyro.cli(CorrespondJobConfig, args=["--field", "f", "--dataset", "d", "--pairs", "5", "--per-pair", "64",
-                                                 "--mode", "median", "--out", "o", "--seed", "3"])
+    config = parse_command(command("correspond"), ["--field", "f", "--dataset", "d", "--pairs", "5", "--per-pair", "64",
+                                                    "--mode", "median", "--out", "o", "--seed", "3"]).config
     assert (config.pairs, config.per_pair, config.mode, config.out, config.seed) == (5, 64, "median", Path("o"), 3)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from scipy.spatial.transform import Rotation
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl, validate_c2w
 from nerfdata.errors import ConfigError, NerfDataError, PoseError
 from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere
+from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.jobs.inerf import (
     InerfSolveConfig,
@@ -280,6 +282,42 @@ def test_solve_job_writes_results(targets_dir, tmp_path):
     sideways = torch.nn.functional.normalize(moves[:, :2], dim=-1)
     assert float(sideways[0] @ sideways[1]) == pytest.approx(-1.0)
     assert describe_results(results)[0].startswith("success rate ")
+    # analytic_demo records no meters_per_unit: its units were only taken as metres, so none are stated.
+    assert results["criteria"]["trans_m"] is None and " m)" not in describe_results(results)[0]
+
+
+def test_success_threshold_is_in_metres_only_when_the_targets_record_the_units(targets_dir, tmp_path):
+    document = json.loads((targets_dir / "inerf/targets.json").read_text())
+    assert document["meters_per_unit_source"].startswith("assumed")
+    recorded = tmp_path / "recorded"
+    shutil.copytree(targets_dir, recorded)
+    document.update(meters_per_unit=0.5, meters_per_unit_source="checkpoint")
+    (recorded / "inerf/targets.json").write_text(json.dumps(document))
+    config = InerfSolveConfig(
+        field=FIELD, targets=recorded, solver=SolverConfig(iters=1, rays=16, num_steps=64), limit=1
+    )
+    results = run_inerf_solve(config, show_progress=False)
+    assert results["criteria"]["trans_m"] == pytest.approx(0.025)
+    assert describe_results(results)[0].endswith("< 0.05 scene units (0.025 m)")
+
+
+def test_solver_reports_every_step(targets_dir):
+    _, targets = read_targets(targets_dir)
+    target = targets[0]
+    image = iio.imread(target.image)[..., :3].astype(np.float32) / 255.0
+    loaded = load_field(FIELD)
+    steps = []
+    config = SolverConfig(iters=4, rays=32, num_steps=64, converge_window=0)
+    solve_pose(
+        loaded.field,
+        loaded.occupancy_grid(),
+        image,
+        target.intrinsics,
+        target.init_c2w[None],
+        config,
+        on_step=lambda done, loss: steps.append((done, loss)),
+    )
+    assert [done for done, _ in steps] == [1, 2, 3, 4] and all(math.isfinite(loss) for _, loss in steps)
 
 
 # ------------------------------------------------------------------------------------- bad input

@@ -124,8 +124,7 @@ def test_the_cli_sets_field_hyper_parameters(tiny_dataset, tmp_path, capsys):
     args = ["train", str(tiny_dataset), "--out", str(tmp_path / "cli"), "--field.sh-degree", "2", *small]
     assert main(args) == 0
     assert load_checkpoint(tmp_path / "cli").field.config.sh_degree == 2
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0
     assert "--field.sh-degree" in capsys.readouterr().out
 
 

@@ -23,7 +23,6 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera
@@ -35,6 +34,7 @@ from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.correspondences import ARRAYS, write_matches
 from nerfdata.labels.matching import MatchConfig, Matches, MatchMode, match_pixels
 from nerfdata.labels.pair_selection import ViewPair, choose_pairs
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions
 from nerfdata.version import __version__
 from nerfdata.writers.conventions import conventions
@@ -224,15 +224,13 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.json").unlink(missing_ok=True)
     records: list[dict[str, Any]] = []
-    columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("pairs", total=len(pairs), rate="")
+    progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
+                        work_unit="matches")
+    with progress:
         for number, pair in enumerate(pairs):
             record = _match_pair(config, folder, number, pair, cameras, depths, dataset, field_, options, occupancy)
             records.append(record)
-            rate = (number + 1) / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, advance=1, rate=f"{rate:.2f} pairs/s")
+            progress.advance(work=record["matches"])
     _remove_stale(folder, {r["file"] for r in records} | {r["preview"] for r in records if "preview" in r})
     index = {
         "nerfdata_version": __version__,

@@ -26,7 +26,6 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
@@ -48,6 +47,7 @@ from nerfdata.labels.pose_perturbation import (
     pose_errors,
 )
 from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
 from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
@@ -62,6 +62,7 @@ __all__ = [
     "describe_results",
     "hypothesis_starts",
     "read_targets",
+    "recorded_meters_per_unit",
     "run_inerf_solve",
     "run_inerf_targets",
 ]
@@ -204,9 +205,9 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
     records, bop_views = [], {}
-    columns = (TextColumn("targets"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("targets", total=config.num)
+    progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
+                        work_unit="rays")
+    with progress:
         for index, view in enumerate(views[: config.num]):
             camera = Camera(view.c2w_opengl, intrinsics)
             image = render_image(field_, camera, options, occupancy)
@@ -233,7 +234,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
                 "seed": seed,
                 "view": view.label,
             })
-            progress.update(task, advance=1)
+            progress.advance(work=intrinsics.num_pixels)
     bop.write_scene(bop_views)
     mode, rot_range, trans_range = config.perturbation.ranges
     document = {
@@ -256,6 +257,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     }
     path = config.out / TARGETS_FILE
     write_json_atomic(path, document)  # last: its presence marks a complete targets folder
+    progress.summary()
     return path
 
 
@@ -383,24 +385,24 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     scene_id, scene_gt, mm_per_unit = _bop_ground_truth(config.targets, document)
     records, estimates = [], []
-    columns = (TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("targets", total=len(targets), rate="")
-        solved = 0
+    outcomes = ("solved", "not solved")
+    progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
+                        every=1)  # each target is slow: a line per target
+    with progress:
         for target in targets:
             image = _load_target_image(target)
             depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
             starts = hypothesis_starts(config, target, depth)
             start_time = time.perf_counter()
-            result = solve_pose(
-                loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
-                torch.Generator().manual_seed(target.seed), background,
-            )
+            with progress.steps(f"target {target.id}", config.solver.iters) as steps:
+                result = solve_pose(
+                    loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
+                    torch.Generator().manual_seed(target.seed), background, on_step=steps.update,
+                )
             seconds = time.perf_counter() - start_time
             rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
             init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
             success = rot_err < config.success_rot_deg and trans_err < config.success_trans
-            solved += success
             if target.id not in scene_gt:
                 raise NerfDataError(f"{config.targets}: target {target.id} is not in the BOP scene_gt.json")
             score = 1.0 / (1.0 + float(result.losses[result.best]))  # BOP ranks by score: lower loss, higher
@@ -426,8 +428,9 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
                 "start_c2w": [_matrix(s) for s in starts],
                 "bop": [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored],
             })
-            progress.update(task, advance=1, rate=f"{solved}/{len(records)} solved")
+            progress.advance("solved" if success else "not solved")
     times = [r["seconds"] for r in records]
+    metric = recorded_meters_per_unit(document)
     results = {
         "nerfdata_version": __version__,
         "success_rate": sum(r["success"] for r in records) / max(len(records), 1),
@@ -435,7 +438,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             "rot_deg": config.success_rot_deg,
             "trans": config.success_trans,
             "trans_unit": "scene units (camera-centre distance)",
-            "trans_m": config.success_trans * float(document.get("meters_per_unit") or 1.0),
+            # In metres only when the targets record the field's units (not when assumed).
+            "trans_m": None if metric is None else config.success_trans * metric,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
         "config": to_dict(config),
@@ -450,6 +454,20 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     return results
 
 
+def recorded_meters_per_unit(document: dict[str, Any]) -> float | None:
+    """Metres per scene unit when a targets document records them (from the checkpoint or the
+    config), None when they were only assumed (or an older file does not say where they came from).
+
+    Example:
+        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "checkpoint"})
+        1.0
+        >>> recorded_meters_per_unit({"meters_per_unit": 1.0, "meters_per_unit_source": "assumed"}) is None
+        True
+    """
+    value, source = document.get("meters_per_unit"), document.get("meters_per_unit_source")
+    return float(value) if value is not None and source in ("checkpoint", "config") else None
+
+
 def describe_results(results: dict[str, Any]) -> list[str]:
     """Lines the CLI prints after ``solve``: success rate with its criteria, median time and errors."""
     records, criteria = results["targets"], results["criteria"]
@@ -457,8 +475,8 @@ def describe_results(results: dict[str, Any]) -> list[str]:
     median = lambda key: float(np.median([r[key] for r in records])) if records else 0.0  # noqa: E731
     return [
         f"success rate {results['success_rate']:.1%} ({solved}/{len(records)} targets): rotation error < "
-        f"{criteria['rot_deg']:g} deg and camera-centre error < {criteria['trans']:g} scene units "
-        f"({criteria['trans_m']:g} m)",
+        f"{criteria['rot_deg']:g} deg and camera-centre error < {criteria['trans']:g} scene units"
+        + (f" ({criteria['trans_m']:g} m)" if criteria.get("trans_m") is not None else ""),
         f"median per target: {results['median_seconds']:.1f} s, {median('iters'):.0f} steps, "
         f"rotation error {median('rot_err_deg'):.2f} deg, translation error {median('trans_err'):.4f} scene units",
     ]

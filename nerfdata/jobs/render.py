@@ -14,14 +14,12 @@ their recorded checksums are kept, the others rendered. Rendering is determinist
 dataset is byte-identical to an uninterrupted one.
 """
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import trimesh
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
@@ -36,6 +34,7 @@ from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.writers.conventions import BOP_CONVENTIONS
@@ -49,7 +48,7 @@ from nerfdata.writers.manifest import (
     write_manifest,
 )
 from nerfdata.writers.mesh import write_mesh
-from nerfdata.writers.preview import preview_rows, write_contact_sheet
+from nerfdata.writers.preview import depth_unit, preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
 __all__ = ["CameraConfig", "CoverageConfig", "RenderJobConfig", "run_render"]
@@ -228,10 +227,11 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         manifest["conventions"] = CONVENTIONS | BOP_CONVENTIONS
         manifest["bop"] = bop.describe()
     write_manifest(config.out, manifest)
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    start, rays = time.perf_counter(), 0
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("render", total=len(views), completed=len(kept), rate="")
+    earlier = "kept from an earlier run (checksums match)"
+    outcomes = ("rendered", earlier, "rejected")
+    progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=outcomes,
+                        done={earlier: len(kept)} if kept else None, work_unit="rays")
+    with progress:
         for index, view in enumerate(views):
             if index in kept:
                 continue
@@ -255,10 +255,14 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
                     bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
                     files |= bop_files
                 record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
-                rays += camera.intrinsics.num_pixels
             manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
             write_manifest(config.out, manifest)
-            progress.update(task, advance=1, rate=f"{rays / max(time.perf_counter() - start, 1e-9) / 1e3:.0f}k rays/s")
+            if problem is None:
+                progress.advance("rendered", work=camera.intrinsics.num_pixels)
+            else:
+                inside = problem == "camera inside geometry"
+                little = f"seeing under {config.coverage.min_fraction:.0%} foreground"
+                progress.advance("rejected", reason="inside geometry" if inside else little)
     complete = [v for v in manifest["views"] if v["status"] == "complete"]
     frames = [
         FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
@@ -269,11 +273,13 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         rotations = {i: c.w2c_opencv[:3, :3].numpy() for i, c in cameras.items()}
         rows = preview_rows(config.out, complete, rotations, config.preview_views)
         if rows:
-            write_contact_sheet(config.out / "preview.png", rows)
+            units = depth_unit(loaded.metadata.get("meters_per_unit"))
+            write_contact_sheet(config.out / "preview.png", rows, units)
     if bop is not None:
         bop.write_scene({v["index"]: v["bop"] for v in complete})
     manifest["complete"] = True
     write_manifest(config.out, manifest)
+    progress.summary()
     return config.out
 
 

@@ -21,7 +21,6 @@ from typing import Any, Literal
 import imageio.v3 as iio
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nerfdata.cameras import Camera, Rays
 from nerfdata.config import from_dict, to_dict
@@ -30,6 +29,7 @@ from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import load_checkpoint, load_training_state, save_field
 from nerfdata.fields.ngp import NGPArchitecture, NGPField
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_from_ema, update_density_ema
+from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image, render_rays
 from nerfdata.render.volume import distortion_loss
 from nerfdata.writers.transforms import DatasetFrame, TransformsDataset, read_transforms
@@ -343,9 +343,9 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     )
     start = time.perf_counter()
     running_mse = None
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task("train", total=config.iters, completed=state.iteration, status="")
+    earlier = {"done in an earlier run": state.iteration} if state.iteration else None
+    progress = Reporter("train", config.iters, "steps", enabled=show_progress, done=earlier, work_unit="rays")
+    with progress:
         while state.iteration < config.iters:
             mse = train_step(state, rays, targets, options)
             running_mse = mse if running_mse is None else 0.95 * running_mse + 0.05 * mse
@@ -353,7 +353,8 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
                 refresh_occupancy(state)
             if state.iteration % config.checkpoint_every == 0 and state.iteration < config.iters:
                 save_checkpoint(state)
-            progress.update(task, advance=1, status=f"loss {running_mse:.5f} psnr {psnr(running_mse):.2f}")
+            status = f"loss {running_mse:.5f}, psnr {psnr(running_mse):.2f}"
+            progress.advance(work=config.rays_per_batch, status=status)
     seconds = time.perf_counter() - start
     state.field.eval().requires_grad_(False)
     # The field was fitted with the training grid's empty cells skipped: render it with the same grid.

@@ -40,7 +40,7 @@ ports do).
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -370,6 +370,7 @@ def solve_pose(
     config: SolverConfig = SolverConfig(),
     generator: torch.Generator | None = None,
     background: Literal["white", "black"] = "white",
+    on_step: Callable[..., None] | None = None,
 ) -> SolveResult:
     """Estimate the camera-to-world pose (OpenGL axes) of ``target_rgb`` from start poses.
 
@@ -382,6 +383,7 @@ def solve_pose(
         config: Steps, rays, learning rate, sampling strategy.
         generator: Seeds the ray batches (default: seed 0).
         background: The colour behind the field in the target.
+        on_step: Called after every step as ``on_step(steps_done, loss=mean photometric loss)`` (progress).
 
     Returns:
         The lowest-loss hypothesis' pose and every hypothesis' final pose and loss.
@@ -418,6 +420,8 @@ def solve_pose(
                 losses.sum().backward()
                 optimizer.step()
             hypotheses.record_xi()
+            if on_step is not None:
+                on_step(step + 1, loss=float(losses.detach().mean()))
             settled = hypotheses.settled(tolerance)
             if settled is None:
                 continue
