@@ -73,6 +73,15 @@ def _cell(x_ptr, rows, mask, scale, axis: tl.constexpr):
 
 
 @triton.jit
+def _cells(x_ptr, rows, mask, scale):
+    """Cells and lower/upper trilinear weights of a block of points on one level."""
+    cx, wx1 = _cell(x_ptr, rows, mask, scale, 0)
+    cy, wy1 = _cell(x_ptr, rows, mask, scale, 1)
+    cz, wz1 = _cell(x_ptr, rows, mask, scale, 2)
+    return cx, cy, cz, 1.0 - wx1, wx1, 1.0 - wy1, wy1, 1.0 - wz1, wz1
+
+
+@triton.jit
 def _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level):
     scale = tl.load(scales_ptr + level)
     res = tl.load(res_ptr + level).to(tl.uint32)
@@ -92,10 +101,7 @@ def _forward(
     mask = rows < n
     features = tl.arange(0, F)
     scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-    cx, wx1 = _cell(x_ptr, rows, mask, scale, 0)
-    cy, wy1 = _cell(x_ptr, rows, mask, scale, 1)
-    cz, wz1 = _cell(x_ptr, rows, mask, scale, 2)
-    wx0, wy0, wz0 = 1.0 - wx1, 1.0 - wy1, 1.0 - wz1
+    cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
     acc = tl.zeros((BLOCK, F), dtype=tl.float32)
     for c in tl.static_range(8):
         entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
@@ -114,10 +120,7 @@ def _backward_params(
     mask = rows < n
     features = tl.arange(0, F)
     scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-    cx, wx1 = _cell(x_ptr, rows, mask, scale, 0)
-    cy, wy1 = _cell(x_ptr, rows, mask, scale, 1)
-    cz, wz1 = _cell(x_ptr, rows, mask, scale, 2)
-    wx0, wy0, wz0 = 1.0 - wx1, 1.0 - wy1, 1.0 - wz1
+    cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
     grad = tl.load(grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0)
     for c in tl.static_range(8):
         entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
@@ -137,10 +140,7 @@ def _backward_x(
     gz = tl.zeros((BLOCK,), dtype=tl.float32)
     for level in range(L):
         scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-        cx, wx1 = _cell(x_ptr, rows, mask, scale, 0)
-        cy, wy1 = _cell(x_ptr, rows, mask, scale, 1)
-        cz, wz1 = _cell(x_ptr, rows, mask, scale, 2)
-        wx0, wy0, wz0 = 1.0 - wx1, 1.0 - wy1, 1.0 - wz1
+        cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
         grad = tl.load(grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0)
         # d(features)/d(p_axis) of trilinear interpolation: the corners' values, signed by the side of
         # the cell they lie on along that axis, weighted by the other two axes' weights.
