@@ -220,3 +220,26 @@ def test_options_are_validated():
     rays = Rays(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]]), torch.ones(1))
     with pytest.raises(ConfigError, match="Generator"):
         render_rays(field, rays, RenderOptions(stratified=True))
+
+
+
+class _FlatFog(AnalyticField):
+    """A fog of even density whose gradient, 1e-30, is rounding noise: no direction is a normal."""
+
+    def density(self, positions):
+        return 5.0 + 1e-30 * positions[:, 0]
+
+    def query(self, positions, directions):
+        return self.density(positions), torch.full_like(positions, 0.5)
+
+
+def test_a_normal_is_unit_length_or_zero_even_where_the_gradient_vanishes():
+    """Where the density gradient is negligible the normal is zero, never a vector of length 1e-6 or 1e-22."""
+    fog = _FlatFog([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]])
+    origins = torch.tensor([[0.0, 0.0, -3.0]]).expand(64, 3).contiguous()
+    tilt = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * 0.05
+    directions = torch.nn.functional.normalize(tilt + torch.tensor([0.0, 0.0, 1.0]), dim=-1)
+    for render in (render_rays, render_rays_reference):
+        out = render(fog, Rays(origins, directions, torch.ones(64)), RenderOptions())
+        assert (out.accumulation > 0.99).all()
+        assert (out.normal == 0).all()

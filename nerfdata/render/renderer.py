@@ -216,6 +216,22 @@ def _scatter_block(
     return density, rgb, normal
 
 
+# A ray's normal is the weighted mean of its samples' unit normals. Where that mean is far shorter
+# than the weight behind it, the samples' gradients were rounding noise (a fog of even density) or
+# cancelled out, and ``normalize``'s epsilon would return a vector neither zero nor unit length
+# (the writer refuses those). Such a ray has no surface normal: zero.
+_MIN_NORMAL_COHERENCE = 1e-4
+
+
+def _surface_normal(normal_sum: Tensor, weight: Tensor) -> Tensor:
+    """Unit normals ``(N, 3)`` from weighted sums of sample normals ``(N, 3)`` with weights ``(N,)``; zero
+    where the sum is shorter than ``_MIN_NORMAL_COHERENCE`` of the weight (or underflows)."""
+    length = normal_sum.norm(dim=-1, keepdim=True)
+    floor = (_MIN_NORMAL_COHERENCE * weight[:, None]).clamp(min=torch.finfo(normal_sum.dtype).tiny)
+    defined = length > floor
+    return torch.where(defined, normal_sum / torch.where(defined, length, 1.0), torch.zeros_like(normal_sum))
+
+
 def _finish(acc: _Accumulator, options: RenderOptions) -> RayOutputs:
     weight = acc.weight
     hit = weight > 0
@@ -236,7 +252,7 @@ def _finish(acc: _Accumulator, options: RenderOptions) -> RayOutputs:
         range_median=torch.where(acc.median_found, acc.median, torch.zeros_like(acc.median)),
         depth_spread=variance.clamp(min=0.0).sqrt().float(),
         num_samples=acc.num_samples,
-        normal=torch.nn.functional.normalize(acc.normal, dim=-1) if options.normals else None,
+        normal=_surface_normal(acc.normal, weight) if options.normals else None,
         samples=samples,
     )
 
