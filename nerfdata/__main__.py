@@ -2,4 +2,5 @@
 
 from nerfdata.cli import entrypoint
 
-entrypoint()
+if __name__ == "__main__":
+    entrypoint()
