@@ -10,14 +10,14 @@ pytest.importorskip(
     "nerfstudio", reason="needs the [nerfstudio] extra (own venv with CUDA-build torch); .ci/run runs these in .venv-ci-ns"
 )
 
-from nerfdata.cameras import Camera  # noqa: E402
-from nerfdata.errors import CheckpointError  # noqa: E402
-from nerfdata.fields.loading import load_field  # noqa: E402
-from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio  # noqa: E402
-from nerfdata.scenes.dataset import scene_cameras  # noqa: E402
-from nerfdata.scenes.groundtruth import MeshRaycaster  # noqa: E402
-from nerfdata.scenes.meshes import build_meshes  # noqa: E402
-from nerfdata.scenes.recipe import load_recipe  # noqa: E402
+from nerfdata.cameras import Camera
+from nerfdata.errors import CheckpointError
+from nerfdata.fields.loading import load_field
+from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio
+from nerfdata.scenes.dataset import scene_cameras
+from nerfdata.scenes.groundtruth import MeshRaycaster
+from nerfdata.scenes.meshes import build_meshes
+from nerfdata.scenes.recipe import load_recipe
 
 RUN = Path(__file__).resolve().parents[1] / "scenes" / "mug" / "nerfacto"
 CONFIG = RUN / "config.yml"
@@ -270,10 +270,9 @@ def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Te
 
 def test_a_tiny_cuda_nn_checkpoint_computes_what_tiny_cuda_nn_computes(tmp_path):
     """A checkpoint holding tcnn vectors loads on the CPU and its density is tiny-cuda-nn's, by its layout rules."""
-    from tests.test_tcnn_convert import tcnn_mlp_forward
-
     from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode_reference
     from nerfdata.fields.nerfstudio.tcnn import TcnnHashGrid, TcnnSphericalHarmonics
+    from tests.test_tcnn_convert import tcnn_mlp_forward
 
     run = tmp_path / "run"
     shutil.copytree(RUN, run)
