@@ -38,7 +38,8 @@ def rig_cameras(rig: RigConfig, count: int, generator: torch.Generator) -> list[
     az = azimuth[0] + u[:, 0] * (azimuth[1] - azimuth[0])
     el = torch.asin(sin_elevation[0] + u[:, 1] * (sin_elevation[1] - sin_elevation[0]))
     target = torch.tensor(rig.target, dtype=torch.float64)
-    eye = target + rig.radius * torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
+    direction = torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
+    eye = target + rig.radius * direction
     up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(eye)
     intrinsics = Intrinsics.from_fov(rig.width, rig.height, rig.fov_deg)
     return [Camera(c2w.float(), intrinsics) for c2w in look_at_c2w_opengl(eye, target.expand_as(eye), up)]
@@ -51,7 +52,9 @@ def scene_cameras(recipe: SceneRecipe) -> dict[str, list[Camera]]:
     return {"train": train, "test": rig_cameras(recipe.rig, recipe.rig.test_views, generator)}
 
 
-def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = False, show_progress: bool = False) -> Path:
+def write_scene_dataset(
+    recipe: SceneRecipe, out: str | Path, overwrite: bool = False, show_progress: bool = False
+) -> Path:
     """Render every train and test view of ``recipe`` exactly and write the dataset to ``out``."""
     out = Path(out)
     resolved = to_dict(recipe)
