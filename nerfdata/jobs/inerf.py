@@ -16,7 +16,6 @@ success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata
 """
 
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -33,7 +32,7 @@ from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
-from nerfdata.jobs.bop import BopExport, meters_per_unit_of, object_estimates
+from nerfdata.jobs.bop import BopExport, bop_export_files, meters_per_unit_of, object_estimates
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.mesh import MeshConfig
 from nerfdata.labels.objects import ObjectConfig, check_objects
@@ -46,13 +45,15 @@ from nerfdata.labels.pose_perturbation import (
     orbit,
     pose_errors,
 )
-from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
+from nerfdata.poses import SamplerConfig, ShellConfig, View, sample_views
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
 from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
 from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
 from nerfdata.writers.images import to_uint8
+from nerfdata.writers.manifest import cameras_sha256, config_hash, field_identity, write_manifest
+from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.transforms import read_cameras
 
 __all__ = [
@@ -175,41 +176,70 @@ def _default_views(config: InerfTargetsConfig, loaded: LoadedField) -> tuple[Sam
     return (SamplerConfig(shell=shell),)
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise NerfDataError(f"{out}: output path exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise NerfDataError(f"{out}: output folder is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _matrix(t: torch.Tensor) -> list[list[float]]:
     return [[float(v) + 0.0 for v in row] for row in t.double()]
 
 
 def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) -> Path:
-    """Render the targets, their BOP twin and the model; return the path of ``inerf/targets.json``."""
+    """Render the targets, their BOP twin and the model; return the path of ``inerf/targets.json``.
+
+    The output folder is locked while the targets are written; ``OUT/manifest.json`` lists every file
+    before it is written (so ``--overwrite`` removes those and nothing else) and says when they are complete.
+    """
     loaded = load_field(config.field)
     field_ = loaded.field
-    occupancy = loaded.occupancy_grid()
     meters_per_unit, mpu_source = meters_per_unit_of(loaded, config.meters_per_unit)
     samplers = config.views or _default_views(config, loaded)
     views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
-    _prepare(config.out, config.overwrite)
+    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
+    cameras = [Camera(view.c2w_opengl, intrinsics) for view in views[: config.num]]
+    # Where the targets went and whether a folder was replaced do not define them: left out, so
+    # the same config and seed give byte-identical files wherever they are written.
+    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite")}
+    what = {k: v for k, v in resolved.items() if k not in ("field", "views")}
+    job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
+                                   "views": cameras_sha256(cameras)})
+    with claim_output_folder(config.out, job_hash, config.overwrite, same_job="refuse"):
+        manifest: dict[str, Any] = {
+            "kind": "inerf targets", "complete": False, "config_hash": job_hash,
+            "files": sorted([str(TARGETS_FILE), *bop_export_files(BOP_SCENE, config.objects, field_, config.mesh)]),
+        }
+        write_manifest(config.out, manifest)
+        path = _write_targets(config, loaded, resolved, views, cameras, (meters_per_unit, mpu_source), manifest,
+                              show_progress)
+        manifest["complete"] = True
+        write_manifest(config.out, manifest)
+    return path
+
+
+def _write_targets(
+    config: InerfTargetsConfig,
+    loaded: LoadedField,
+    resolved: dict[str, Any],
+    views: list[View],
+    cameras: list[Camera],
+    units: tuple[float, str],
+    manifest: dict[str, Any],
+    show_progress: bool,
+) -> Path:
+    """The targets job in its locked folder: models, each target's files, then targets.json."""
+    field_ = loaded.field
+    occupancy = loaded.occupancy_grid()
+    meters_per_unit, mpu_source = units
     mesh = MeshConfig(resolution=config.mesh_resolution) if config.mesh else None
     bop = BopExport.create(config.out, BOP_SCENE, field_, occupancy, config.objects, mesh, meters_per_unit)
-    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
+    view_files = [p for index in range(len(cameras)) for p in bop.view_files(index).values()]
+    manifest["files"] = sorted({*manifest["files"], *view_files})
+    write_manifest(config.out, manifest)  # every target's files listed before the first is written
+    intrinsics = cameras[0].intrinsics
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
     records, bop_views = [], {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
     with progress:
-        for index, view in enumerate(views[: config.num]):
-            camera = Camera(view.c2w_opengl, intrinsics)
+        for index, (view, camera) in enumerate(zip(views[: len(cameras)], cameras, strict=True)):
             image = render_image(field_, camera, options, occupancy)
             seed = _seed_of(config.seed, index)
             perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
@@ -241,9 +271,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
         "format": TARGETS_FORMAT,
         "nerfdata_version": __version__,
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
-        # Where the targets went and whether a folder was replaced do not define them: left out, so
-        # the same config and seed give byte-identical files wherever they are written.
-        "config": {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite")},
+        "config": resolved,
         "seed": config.seed,
         "perturbation": {"preset": config.preset, "rotation": mode, "rot_deg": rot_range, "trans": trans_range},
         "meters_per_unit": meters_per_unit,

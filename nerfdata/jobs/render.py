@@ -241,7 +241,8 @@ def _render_into(
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
     mesh = config.labels.mesh
     mesh_name = str(mesh) if mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
-    gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and config.labels.geometry != "mesh"
+    volume = config.labels.geometry != "mesh"
+    gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and volume
     options = replace(config.render, normals=gradient_normals)
     manifest: dict[str, Any] = {
         "kind": "render",

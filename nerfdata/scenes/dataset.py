@@ -57,7 +57,7 @@ def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = 
     out = Path(out)
     resolved = to_dict(recipe)
     job_hash = config_hash({"scene": resolved})
-    with claim_output_folder(out, job_hash, overwrite, rerun="rewrite"):
+    with claim_output_folder(out, job_hash, overwrite):
         _write_scene(recipe, out, resolved, job_hash, show_progress)
     return out
 

@@ -31,7 +31,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from nerfdata.errors import NerfDataError
 from nerfdata.writers.manifest import MANIFEST_NAME, read_manifest
@@ -283,15 +283,15 @@ def _refuse_foreign(folder: Path, foreign: list[str], manifest: dict[str, Any] |
 
 @contextlib.contextmanager
 def claim_output_folder(
-    folder: str | Path, job_hash: str, overwrite: bool = False, rerun: str = "resume"
+    folder: str | Path, job_hash: str, overwrite: bool = False, same_job: Literal["continue", "refuse"] = "continue"
 ) -> Iterator[dict[str, Any] | None]:
     """Lock ``folder`` for the job ``job_hash`` and make it ready; yields the manifest of the same job, if any.
 
     Under the lock, our temporary files are removed first. Then: a folder that is empty but for our
     files starts afresh; one holding the same job (its manifest's ``config_hash``) is the job's to
-    continue (``rerun`` says how in the message: resume, rewrite); one holding a different job is
-    refused unless ``overwrite``, which removes only the files its manifest lists. A folder holding
-    anything else is refused either way.
+    continue (resume, or write again), or, with ``same_job="refuse"``, is treated as a different job;
+    one holding a different job is refused unless ``overwrite``, which removes only the files its
+    manifest lists. A folder holding anything else is refused either way.
 
     Raises:
         NerfDataError: another job holds the folder, it holds a different job (without ``overwrite``)
@@ -301,7 +301,8 @@ def claim_output_folder(
     with output_folder_lock(folder):
         remove_temp_files(folder)
         manifest = read_manifest(folder)
-        if manifest is not None and manifest.get("config_hash") == job_hash:
+        same = manifest is not None and manifest.get("config_hash") == job_hash
+        if same and same_job == "continue":
             yield manifest
             return
         foreign = foreign_files(folder, owned_files(manifest))
@@ -309,14 +310,15 @@ def claim_output_folder(
             _refuse_foreign(folder, foreign, manifest)
         if manifest is not None:
             if not overwrite:
+                what = "this job's output already" if same else f"a different nerfdata job ({_kind(manifest)})"
                 raise NerfDataError(
-                    f"{folder}: output folder holds a different nerfdata job ({_difference(manifest)}); "
-                    f"choose another --out, or pass --overwrite to replace its files (the same job would {rerun})"
+                    f"{folder}: output folder is not empty: it holds {what}; choose another --out, "
+                    "or pass --overwrite to replace the files nerfdata wrote there"
                 )
             remove_owned_files(folder, owned_files(manifest))
         yield None
 
 
-def _difference(manifest: dict[str, Any]) -> str:
+def _kind(manifest: dict[str, Any]) -> str:
     kind = manifest.get("kind")
-    return f"a {kind} job whose config, inputs or field differ" if isinstance(kind, str) else "another config"
+    return f"a {kind} job of another config, field or views" if isinstance(kind, str) else "another config"
