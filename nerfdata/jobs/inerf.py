@@ -15,8 +15,10 @@ It writes, under OUT::
 success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata.writers.bop.results`).
 """
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -57,10 +59,11 @@ from nerfdata.writers.manifest import (
     check_recorded_field,
     config_hash,
     field_identity,
+    read_manifest,
     sha256_json_file,
     write_manifest,
 )
-from nerfdata.writers.output_folder import check_output_file, claim_output_folder
+from nerfdata.writers.output_folder import add_owned_files, check_output_file, claim_output_folder, output_folder_lock
 from nerfdata.writers.transforms import read_cameras
 
 __all__ = [
@@ -490,7 +493,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     occupancy = loaded.occupancy_grid()
     if config.limit is not None:
         targets = targets[: config.limit]
-    scene_id, scene_gt, mm_per_unit = _bop_ground_truth(config.targets, document)
+    ground_truth = _bop_ground_truth(config.targets, document)
+    scene_gt = ground_truth[1]
     missing = [t.id for t in targets if t.id not in scene_gt]
     if missing:
         raise NerfDataError(f"{config.targets}: target {missing[0]} is not in the BOP scene_gt.json")
@@ -500,6 +504,40 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     same = earlier is not None and earlier.get("config_hash") == job_hash
     kept = {r.get("id"): r for r in (earlier or {}).get("targets", []) if same and isinstance(r, dict)}
     kept = {t.id: kept[t.id] for t in targets if t.id in kept and _kept_record(kept[t.id], t)}
+    with _results_claimed(_targets_root(json_path), (out, bop_csv)):
+        return _solve_all(config, document, targets, ground_truth, loaded, occupancy, job_hash, kept, (out, bop_csv),
+                          show_progress)
+
+
+@contextlib.contextmanager
+def _results_claimed(root: Path, paths: tuple[Path, ...]) -> Iterator[None]:
+    """Results written inside a targets folder are that output's files: listed in its manifest (under its
+    lock, held while solving, so that the targets are not replaced meanwhile). Elsewhere, nothing to claim."""
+    inside = all(root.absolute() in p.absolute().parents for p in paths)
+    if not inside or read_manifest(root) is None:  # targets written before manifests: nothing lists their files
+        yield
+        return
+    with output_folder_lock(root):
+        add_owned_files(root, paths)
+        yield
+
+
+def _solve_all(
+    config: InerfSolveConfig,
+    document: dict[str, Any],
+    targets: list[Target],
+    ground_truth: tuple[int, dict[int, list[dict]], float],
+    loaded: LoadedField,
+    occupancy: Any,
+    job_hash: str,
+    kept: dict[int, dict[str, Any]],
+    paths: tuple[Path, Path],
+    show_progress: bool,
+) -> dict[str, Any]:
+    """Solve the targets not ``kept``, writing the results (``paths``: results.json and the BOP CSV)
+    after each; the complete results last."""
+    scene_id, scene_gt, mm_per_unit = ground_truth
+    out, bop_csv = paths
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     records, estimates = [], []

@@ -34,10 +34,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from nerfdata.errors import NerfDataError
-from nerfdata.writers.manifest import MANIFEST_NAME, read_manifest
+from nerfdata.writers.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 __all__ = [
     "LOCK_NAME",
+    "add_owned_files",
     "check_output_file",
     "check_output_folder",
     "claim_output_folder",
@@ -210,6 +211,8 @@ def check_output_file(path: str | Path, what: str = "--out") -> None:
     path = Path(path)
     if path.is_dir():
         raise NerfDataError(f"{what}: {path} is a folder; give a file path")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NerfDataError(f"{what}: {path} lies under {path.parent}, which is a file, not a folder")
     check_output_folder(path.parent, what)
 
 
@@ -272,9 +275,34 @@ def _acquire(path: Path, attempts: int = 100) -> int:
     raise NerfDataError(f"{path}: could not take the lock (the file keeps changing)")
 
 
+def add_owned_files(folder: str | Path, paths: Iterable[str | Path]) -> None:
+    """List more files as ours in ``folder``'s manifest (a later job writing into an output, before it writes).
+
+    Call it holding the folder's lock. ``paths`` are paths (as any other: absolute, or from the
+    current folder) of files inside ``folder``.
+
+    Raises:
+        NerfDataError: ``folder`` has no manifest, or a path lies outside it.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise NerfDataError(f"{folder}: no {MANIFEST_NAME} to list files in")
+    listed = set(manifest.get("files") or [])
+    for path in paths:
+        name = _relative(Path(os.path.relpath(Path(path).absolute(), folder.absolute())).as_posix())
+        if name is None:
+            raise NerfDataError(f"{path}: not inside {folder}")
+        listed.add(name)
+    if listed != set(manifest.get("files") or []):
+        write_manifest(folder, manifest | {"files": sorted(listed)})
+
+
 def _refuse_foreign(folder: Path, foreign: list[str], manifest: dict[str, Any] | None) -> None:
     more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
     what = "files nerfdata did not write" if manifest is not None else "files that are not a nerfdata output"
+    if PurePosixPath(foreign[0]).name == MANIFEST_NAME and PurePosixPath(foreign[0]).parent.parts:
+        what = "another nerfdata output, or files of one"  # a nested export (correspondences/): its own job's
     raise NerfDataError(
         f"{folder}: output folder holds {what} ({foreign[0]}{more}); nerfdata never removes them: "
         "choose another --out"
@@ -321,4 +349,4 @@ def claim_output_folder(
 
 def _kind(manifest: dict[str, Any]) -> str:
     kind = manifest.get("kind")
-    return f"a {kind} job of another config, field or views" if isinstance(kind, str) else "another config"
+    return f"a {kind} job made with another config, field or inputs" if isinstance(kind, str) else "another config"
