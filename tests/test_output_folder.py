@@ -174,9 +174,9 @@ def test_output_paths_are_checked(tmp_path):
     a_file.write_text("x")
     with pytest.raises(NerfDataError, match="is a folder"):
         check_output_file(tmp_path)
-    with pytest.raises(NerfDataError, match="lies under .*file.txt, which is a file"):
+    with pytest.raises(NerfDataError, match=r"lies under .*file\.txt, which is a file"):
         check_output_file(a_file / "mesh.ply")
-    with pytest.raises(NerfDataError, match="lies under .*file.txt, which is a file"):
+    with pytest.raises(NerfDataError, match=r"lies under .*file\.txt, which is a file"):
         check_output_file(a_file / "deeper/mesh.ply")
     with pytest.raises(NerfDataError, match="exists and is not a folder"):
         check_output_folder(a_file)
