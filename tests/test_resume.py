@@ -71,14 +71,7 @@ def test_resume_keys_on_the_poses_themselves_not_on_the_poses_path(tmp_path, ren
     config = job(out, views=(SamplerConfig(file=FileConfig(path=poses)),))
     run_render(config, show_progress=False)
     before = files_of(out)
-    # The same poses under another name: the same job, kept as it is.
-    moved = tmp_path / "moved.json"
-    shutil.copy(poses, moved)
-    renders.clear()
-    run_render(replace(config, views=(SamplerConfig(file=FileConfig(path=moved)),)), show_progress=False)
-    assert renders == [] and files_of(out).keys() == before.keys()
-    before = files_of(out)  # its manifest records the path the job was last given
-    # Two frames' poses swapped in the same file: a different job, refused, nothing touched.
+    # The same command after swapping two frames' poses in the file: a different job, refused, nothing touched.
     content = json.loads(poses.read_text())
     first, second = content["frames"][0], content["frames"][1]
     first["transform_matrix"], second["transform_matrix"] = second["transform_matrix"], first["transform_matrix"]
@@ -96,6 +89,12 @@ def test_resume_keys_on_the_poses_themselves_not_on_the_poses_path(tmp_path, ren
     assert after["images/00002.png"] == before["images/00002.png"]
     written, given = read_transforms(out).frames, read_transforms(poses, require_images=False).frames
     assert torch.equal(written[0].camera.c2w_opengl, given[0].camera.c2w_opengl)
+    # The same poses under another name: the same job, kept as it is.
+    moved = tmp_path / "moved.json"
+    shutil.copy(poses, moved)
+    renders.clear()
+    run_render(replace(config, views=(SamplerConfig(file=FileConfig(path=moved)),)), show_progress=False)
+    assert renders == [] and files_of(out).keys() == after.keys()
 
 
 def test_resume_keys_on_the_fields_content_not_its_path(tmp_path, renders):
@@ -104,21 +103,23 @@ def test_resume_keys_on_the_fields_content_not_its_path(tmp_path, renders):
     out = tmp_path / "out"
     run_render(job(out, field=checkpoint), show_progress=False)
     before = files_of(out)
-    moved = tmp_path / "moved"
-    shutil.copytree(checkpoint, moved)
-    renders.clear()
-    run_render(job(out, field=moved), show_progress=False)  # the same field elsewhere: resumed
-    assert renders == []
-    # Retrained (new tensors) into the same folder: also a different job; replaced, it is rendered anew.
+    # Retrained (new tensors) into the same folder: a different job, refused; replaced, it is rendered anew.
     save_field(AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]]), checkpoint)
     with pytest.raises(NerfDataError, match="holds a different nerfdata job"):
         run_render(job(out, field=checkpoint), show_progress=False)
+    assert files_of(out) == before
     renders.clear()
     run_render(job(out, field=checkpoint, overwrite=True), show_progress=False)
     assert renders.count(20) == 3  # (the rest: coverage probes)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["field"]["sha256"] == load_field(checkpoint).sha256
     assert files_of(out)["images/00000.png"] != before["images/00000.png"]
+    # The same field elsewhere: resumed.
+    moved = tmp_path / "moved"
+    shutil.copytree(checkpoint, moved)
+    renders.clear()
+    run_render(job(out, field=moved), show_progress=False)
+    assert renders == []
 
 
 def test_the_job_hash_covers_the_fields_description_not_its_path(tmp_path):
@@ -167,7 +168,7 @@ def test_overwrite_never_removes_a_users_file_beside_the_output(tmp_path):
     run_render(job(out), show_progress=False)
     (out / "thesis.pdf").write_bytes(b"three years of work")
     before = files_of(out)
-    for overwrite in (False, True):
+    for overwrite in (True, False):
         with pytest.raises(NerfDataError, match=r"did not write \(thesis.pdf\)"):
             run_render(job(out, seed=5, overwrite=overwrite), show_progress=False)
     assert files_of(out) == before
@@ -302,9 +303,6 @@ def test_correspond_replaces_an_earlier_export_only_with_overwrite_and_only_its_
 
 def test_mesh_out_is_checked_before_extraction_and_only_our_mesh_replaced(tmp_path, monkeypatch):
     config = MeshJobConfig(field=FIELD, out=tmp_path / "m.ply", extraction=MeshConfig(resolution=16))
-    result = run_mesh(config)
-    record = json.loads(mesh_record_path(result.path).read_text())
-    assert record["kind"] == "mesh" and record["file"] == "m.ply"
     original = mesh_module.extract_mesh
 
     def not_now(*args, **kwargs):
@@ -315,19 +313,24 @@ def test_mesh_out_is_checked_before_extraction_and_only_our_mesh_replaced(tmp_pa
     a_file.write_text("x")
     users = tmp_path / "scan.ply"
     users.write_bytes(b"ply\nmy scan")
+    (tmp_path / "folder.ply").mkdir()
     cases = [
         (replace(config, out=tmp_path / "folder.ply"), "is a folder"),
         (replace(config, out=a_file / "m.ply"), "which is a file"),
-        (config, "exists; choose another --out, or pass --overwrite"),
-        (replace(config, out=users), "exists; choose another"),
-        (replace(config, out=users, overwrite=True), "was not written by nerfdata"),
+        (replace(config, out=users), "exists; choose another --out, or pass --overwrite"),
     ]
-    (tmp_path / "folder.ply").mkdir()
     for case, message in cases:
         with pytest.raises(NerfDataError, match=message):
             run_mesh(case)
+    with pytest.raises(NerfDataError, match="was not written by nerfdata"):
+        run_mesh(replace(config, out=users, overwrite=True))
     assert users.read_bytes() == b"ply\nmy scan"
     monkeypatch.setattr(mesh_module, "extract_mesh", original)
+    result = run_mesh(config)
+    record = json.loads(mesh_record_path(result.path).read_text())
+    assert record["kind"] == "mesh" and record["file"] == "m.ply"
+    with pytest.raises(NerfDataError, match="exists; choose another --out, or pass --overwrite"):
+        run_mesh(config)
     run_mesh(replace(config, overwrite=True))  # ours, unchanged since: replaced
     result.path.write_bytes(result.path.read_bytes() + b" edited")  # changed since: the user's now
     edited = result.path.read_bytes()
