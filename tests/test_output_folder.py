@@ -76,6 +76,17 @@ def test_owned_files_are_what_the_manifest_lists_inside_the_folder():
     assert owned_files(None) == set()
 
 
+def test_manifests_from_before_the_files_list_still_own_their_job_files():
+    assert owned_files({"kind": "render"}) == {"manifest.json", "transforms.json", "preview.png"}
+    extracted = {"kind": "render", "mesh": {"path": "mesh.ply", "source": "extracted"}}
+    assert "mesh.ply" in owned_files(extracted)
+    assert "mesh.ply" not in owned_files({"kind": "render", "mesh": {"path": "/data/scan.ply", "source": "given"}})
+    assert owned_files({"kind": "scene", "mesh": {"file": "mesh.ply"}}) == {"manifest.json", "transforms.json",
+                                                                           "mesh.ply"}
+    assert owned_files({"kind": "something else"}) == {"manifest.json"}
+    assert owned_files({"kind": "render", "files": []}) == {"manifest.json"}  # an explicit list is the list
+
+
 def test_a_second_holder_of_the_lock_is_refused_at_once(tmp_path):
     folder = tmp_path / "out"
     process = hold_lock(folder)

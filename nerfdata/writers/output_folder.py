@@ -18,6 +18,9 @@ A user's files are never removed or replaced. The rules, in one place:
 * **Output paths are checked before any work** (:func:`check_output_file`): a folder where a file
   goes, a path under a file, a place where nothing can be written.
 
+A later job writing into an output (``inerf solve``'s results in a targets folder) lists its files
+there first (:func:`add_owned_files`), under that folder's lock.
+
 A kill between a file's write and the manifest record that lists it leaves that one file unlisted:
 a resume of the same job rewrites it; a different job refuses the folder, naming it. Jobs list the
 files they can name beforehand (transforms.json, meshes, models, targets) before writing them.
@@ -83,7 +86,9 @@ def owned_files(manifest: dict[str, Any] | None) -> set[str]:
 
     Listed are the manifest itself, its ``"files"`` (a list of paths: a job's own files) and each of its
     ``"views"``' ``"files"`` (``{name: path}`` or ``{name: {"path": ...}}``). Paths that would leave the
-    folder (absolute, ``..``) are not ours, whatever the manifest says.
+    folder (absolute, ``..``) are not ours, whatever the manifest says. A render or scene manifest
+    written before ``"files"`` existed owns the job files its kind always wrote (transforms.json,
+    preview.png, an extracted mesh.ply).
 
     Example:
         >>> sorted(owned_files({"files": ["transforms.json"], "views": [{"files": {"rgb": {"path": "images/0.png"}}}]}))
@@ -91,12 +96,21 @@ def owned_files(manifest: dict[str, Any] | None) -> set[str]:
     """
     if manifest is None:
         return set()
-    listed: list[Any] = [MANIFEST_NAME, *(manifest.get("files") or [])]
+    files = manifest.get("files") if "files" in manifest else _legacy_job_files(manifest)
+    listed: list[Any] = [MANIFEST_NAME, *(files if isinstance(files, list) else [])]
     for view in manifest.get("views") or []:
         files = view.get("files") if isinstance(view, dict) else None
         for entry in (files or {}).values() if isinstance(files, dict) else ():
             listed.append(entry.get("path") if isinstance(entry, dict) else entry)
     return {relative for path in listed if (relative := _relative(path)) is not None}
+
+
+def _legacy_job_files(manifest: dict[str, Any]) -> list[str]:
+    """A job's own files as a render or scene manifest written before ``"files"`` existed implies them."""
+    kind, mesh = manifest.get("kind"), manifest.get("mesh")
+    extracted = isinstance(mesh, dict) and mesh.get("source") in ("extracted", None)
+    files = {"render": ["transforms.json", "preview.png"], "scene": ["transforms.json"]}.get(kind, [])
+    return [*files, "mesh.ply"] if files and extracted else files
 
 
 def _is_nested_output(folder: Path) -> bool:
