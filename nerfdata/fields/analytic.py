@@ -21,10 +21,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfdata.cameras import ray_aabb_intersect
+from nerfdata.cameras import check_aabb, ray_aabb_intersect
 from nerfdata.config import from_dict
 from nerfdata.errors import ConfigError
-from nerfdata.fields.base import Field, aabb_to_list, check_aabb, inside_aabb
+from nerfdata.fields.base import Field, aabb_to_list, inside_aabb
 
 __all__ = ["AnalyticField", "Box", "Material", "Plane", "Primitive", "Sphere", "SurfaceHits", "Torus"]
 

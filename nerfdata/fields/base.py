@@ -8,7 +8,6 @@ Every loader (nerfdata's checkpoints, nerfstudio runs) returns a :class:`LoadedF
 the tensors it read with :func:`check_state_dict`.
 """
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +17,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from nerfdata.errors import CheckpointError, ConfigError
+from nerfdata.errors import CheckpointError
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
 
 __all__ = [
     "Field",
     "LoadedField",
     "aabb_to_list",
-    "check_aabb",
     "check_finite",
     "check_state_dict",
     "inside_aabb",
@@ -44,35 +42,6 @@ def inside_aabb(positions: Float[Tensor, "n 3"], aabb: Float[Tensor, "2 3"]) -> 
 def aabb_to_list(aabb: Float[Tensor, "2 3"]) -> list[list[float]]:
     """``[[min x, y, z], [max x, y, z]]`` as JSON-friendly floats (float32 noise rounded away)."""
     return [[round(float(v), 6) for v in corner] for corner in aabb.tolist()]
-
-
-def check_aabb(aabb: Any, name: str = "aabb") -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """``aabb`` as ``((min x, y, z), (max x, y, z))`` floats, refused unless finite with max > min on every axis.
-
-    Raises:
-        ConfigError: naming ``name`` and the value.
-
-    Example:
-        >>> check_aabb([[-1, -1, -1], [1, 1, 2]])
-        ((-1.0, -1.0, -1.0), (1.0, 1.0, 2.0))
-        >>> check_aabb([[0, 0, 0], [1, 1, float("inf")]])
-        Traceback (most recent call last):
-        ...
-        nerfdata.errors.ConfigError: aabb must be [[min x, y, z], [max x, y, z]], finite, with max > min, got [[0, 0, 0], [1, 1, inf]]
-    """
-
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    corners = list(aabb) if isinstance(aabb, (list, tuple)) else []
-    if not (
-        len(corners) == 2
-        and all(isinstance(c, (list, tuple)) and len(c) == 3 and all(number(v) for v in c) for c in corners)
-        and all(u > l for l, u in zip(*corners))
-    ):
-        raise ConfigError(f"{name} must be [[min x, y, z], [max x, y, z]], finite, with max > min, got {aabb}")
-    lower, upper = (tuple(float(v) for v in corner) for corner in corners)
-    return lower, upper  # type: ignore[return-value]
 
 
 def non_finite(tensors: dict[str, Tensor], infinite_ok: tuple[str, ...] = ()) -> str | None:

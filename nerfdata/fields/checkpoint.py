@@ -33,13 +33,13 @@ from safetensors.torch import save_file
 
 from nerfdata import strict_json
 from nerfdata.atomic import atomic_path, sha256_file, write_json_atomic
+from nerfdata.cameras import check_aabb
 from nerfdata.errors import CheckpointError, NerfDataError
 from nerfdata.fields.analytic import AnalyticField
 from nerfdata.fields.base import (
     Field,
     LoadedField,
     aabb_to_list,
-    check_aabb,
     check_finite,
     check_state_dict,
     non_finite,

@@ -15,11 +15,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from nerfdata.cameras import check_aabb
 from nerfdata.config import from_dict
 from nerfdata.encoders.hashgrid import Backend, HashGridConfig, HashGridEncoder
 from nerfdata.encoders.sh import sh_encode
 from nerfdata.errors import ConfigError
-from nerfdata.fields.base import Field, check_aabb, inside_aabb
+from nerfdata.fields.base import Field, inside_aabb
 
 __all__ = ["NGPArchitecture", "NGPField", "NGPFieldConfig", "trunc_exp"]
 
