@@ -82,7 +82,8 @@ def output_error(path: str | Path, error: OSError) -> OutputError:
         >>> str(output_error("out/a.png", OSError(errno.ENOSPC, "No space left on device")))
         'out/a.png: cannot write: No space left on device'
     """
-    reason = error.strerror or str(error)
+    # mkdir(exist_ok=True) of a folder that is a file says "File exists": the problem is that it is no folder.
+    reason = "Not a directory" if isinstance(error, FileExistsError) else error.strerror or str(error)
     where = f" ({error.filename})" if error.filename and Path(error.filename).name != Path(path).name else ""
     return OutputError(f"{path}: cannot write: {reason}{where}")
 
