@@ -295,10 +295,10 @@ def check_aabb(aabb: Any, name: str = "aabb") -> tuple[tuple[float, float, float
     Example:
         >>> check_aabb([[-1, -1, -1], [1, 1, 2]])
         ((-1.0, -1.0, -1.0), (1.0, 1.0, 2.0))
-        >>> check_aabb([[0, 0, 0], [1, 1, float("inf")]])
+        >>> check_aabb([[0, 0, 0], [1, 1, float("inf")]], "box")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        nerfdata.errors.ConfigError: aabb must be [[min x, y, z], [max x, y, z]], finite, with max > min, got [[0, 0, 0], [1, 1, inf]]
+        nerfdata.errors.ConfigError: box must be [[min x, y, z], [max x, y, z]], finite, with max > min, got ...
     """
 
     def number(value: Any) -> bool:
@@ -308,7 +308,7 @@ def check_aabb(aabb: Any, name: str = "aabb") -> tuple[tuple[float, float, float
     if not (
         len(corners) == 2
         and all(isinstance(c, (list, tuple)) and len(c) == 3 and all(number(v) for v in c) for c in corners)
-        and all(u > l for l, u in zip(*corners))
+        and all(high > low for low, high in zip(*corners, strict=True))
     ):
         raise ConfigError(f"{name} must be [[min x, y, z], [max x, y, z]], finite, with max > min, got {aabb}")
     lower, upper = (tuple(float(v) for v in corner) for corner in corners)

@@ -50,7 +50,7 @@ def _encodable(value: Any, where: str) -> Any:
         return items if any(items[k] is not value[k] for k in value) else value
     if isinstance(value, (list, tuple)):
         items = [_encodable(item, f"{where}[{i}]") for i, item in enumerate(value)]
-        return items if any(a is not b for a, b in zip(items, value)) else value
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     return value
 
 
@@ -105,7 +105,8 @@ def read_json(path: str | Path, error: type[NerfDataError] = NerfDataError, what
     try:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
-            raise error(f"{path}: {size / 2**20:.0f} MiB, larger than the {MAX_JSON_BYTES // 2**20} MiB a JSON file may be")
+            limit = MAX_JSON_BYTES // 2**20
+            raise error(f"{path}: {size / 2**20:.0f} MiB, larger than the {limit} MiB a JSON file may be")
         data = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: not found") from None

@@ -231,7 +231,7 @@ def _read_description(json_path: Path) -> dict[str, Any]:
     }
     for key, types in expected_types.items():
         if key in description and not isinstance(description[key], types):
-            names = " or ".join("null" if t is type(None) else {"dict": "an object", "str": "a string"}[t.__name__] for t in types)
+            names = " or ".join({"dict": "an object", "str": "a string", "NoneType": "null"}[t.__name__] for t in types)
             raise CheckpointError(f"{json_path}: {key} must be {names}, got {description[key]!r}")
     if "tensors_file" in description and not _plain_file_name(description["tensors_file"]):
         raise CheckpointError(
@@ -256,7 +256,7 @@ def _read_header(tensors_path: Path) -> dict[str, torch.Tensor]:
     """Every tensor's name and shape, from the file's header alone (as meta tensors: no data is read)."""
     try:
         with safe_open(str(tensors_path), framework="pt") as handle:
-            shapes = {name: handle.get_slice(name).get_shape() for name in handle.keys()}  # noqa: SIM118
+            shapes = {name: handle.get_slice(name).get_shape() for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{tensors_path}: truncated or corrupt tensors file ({error})") from None
     return {name: torch.empty(shape, device="meta") for name, shape in shapes.items()}
@@ -310,7 +310,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     except NerfDataError as error:
         raise CheckpointError(f"{json_path}: invalid field config: {error}") from None
     header = _read_header(tensors_path)
-    weights = {name: value for name, value in header.items() if name != _OCCUPANCY_KEY and not name.startswith(_TRAINING_PREFIX)}
+    weights = {
+        name: value for name, value in header.items() if name != _OCCUPANCY_KEY and not name.startswith(_TRAINING_PREFIX)
+    }
     check_state_dict(tensors_path, expected, weights, "the field described in its .json")
     occupancy_info = _occupancy_info(json_path, description, header.get(_OCCUPANCY_KEY))
     names = [*weights, *([_OCCUPANCY_KEY] if occupancy_info is not None else [])]
@@ -318,7 +320,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     occupancy_bits = tensors.pop(_OCCUPANCY_KEY, None)
     check_finite(tensors_path, tensors)
     field_ = field_class.from_config_dict(description["config"])
-    field_.load_state_dict({name: value.float() if value.is_floating_point() else value for name, value in tensors.items()}, strict=True)
+    field_.load_state_dict({n: v.float() if v.is_floating_point() else v for n, v in tensors.items()}, strict=True)
     field_.eval().requires_grad_(False)
     occupancy = None
     if occupancy_info is not None:
@@ -347,7 +349,7 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     if not isinstance(info.get("config"), dict) or isinstance(info.get("iteration"), bool) or not isinstance(
         info.get("iteration"), int
     ):
-        raise CheckpointError(f"{json_path}: training must hold the run's config (an object) and iteration (an integer)")
+        raise CheckpointError(f"{json_path}: training must hold the run's config (an object), iteration (an integer)")
     tensors_path = _tensors_path(json_path, description)
     names = [name for name in _read_header(tensors_path) if name.startswith(_TRAINING_PREFIX)]
     tensors = _read_tensors(tensors_path, description, names)

@@ -49,11 +49,11 @@ from nerfdata.labels.pose_perturbation import (
 from nerfdata.poses import SamplerConfig, ShellConfig, derived_seed, sample_views
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
+from nerfdata.strict_json import read_json
 from nerfdata.version import __version__
 from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
 from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
 from nerfdata.writers.images import to_uint8
-from nerfdata.strict_json import read_json
 from nerfdata.writers.transforms import dataset_path, read_cameras
 
 __all__ = [

@@ -32,8 +32,8 @@ from nerfdata.jobs.bop import BopConfig, BopExport, meters_per_unit_of
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.objects import ObjectConfig, check_objects
-from nerfdata.memory import check_view_memory
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
+from nerfdata.memory import check_view_memory
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image

@@ -149,10 +149,10 @@ def dataset_path(root: Path, value: Any, where: str, key: str = "file_path") -> 
     Example:
         >>> dataset_path(Path("data"), "./images/../images/a.png", "transforms.json frame 0")
         PosixPath('data/images/../images/a.png')
-        >>> dataset_path(Path("data"), "../secret.png", "transforms.json frame 0")
+        >>> dataset_path(Path("data"), "../secret.png", "transforms.json frame 0")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        nerfdata.errors.NerfDataError: transforms.json frame 0: file_path '../secret.png' must be a path inside the dataset folder data (relative, no '..' out of it)
+        nerfdata.errors.NerfDataError: transforms.json frame 0: file_path '../secret.png' must be a path inside ...
     """
     if not isinstance(value, str) or not value or "\0" in value:
         raise NerfDataError(f"{where}: {key} must be a path (a string), got {value!r}")
@@ -184,7 +184,8 @@ def _number(value: Any, where: str, key: str) -> float:
 
 
 def _size(value: Any, where: str, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value == int(value)):
+    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+    if not whole:
         raise NerfDataError(f"{where}: {key} must be a whole number of pixels, got {value!r}")
     return int(value)
 

@@ -20,7 +20,6 @@ from torch import Tensor
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.memory import check_memory
 from nerfdata.labels.mesh.cleanup import CleanupConfig, clean_mesh
 from nerfdata.labels.mesh.colors import vertex_colors
 from nerfdata.labels.mesh.grid import density_grid, estimate_memory, grid_spacing
@@ -31,6 +30,7 @@ from nerfdata.labels.mesh.surface import (
     log_density_grid,
     marching_cubes_mesh,
 )
+from nerfdata.memory import check_memory
 from nerfdata.writers.images import to_uint8
 
 __all__ = ["ExtractedMesh", "MeshConfig", "extract_mesh"]
