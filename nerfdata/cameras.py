@@ -15,20 +15,21 @@ Conventions (see DESIGN.md):
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfdata.errors import PoseError
+from nerfdata.errors import ConfigError, PoseError
 
 __all__ = [
     "Camera",
     "Intrinsics",
     "Rays",
     "camera_rays",
+    "check_aabb",
     "invert_rigid",
     "look_at_c2w_opengl",
     "opencv_to_opengl",
@@ -283,6 +284,35 @@ def camera_rays(
         directions=directions.to(torch.float32),
         z_per_range=(1.0 / norms).to(torch.float32),
     )
+
+
+def check_aabb(aabb: Any, name: str = "aabb") -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``aabb`` as ``((min x, y, z), (max x, y, z))`` floats, refused unless finite with max > min on every axis.
+
+    Raises:
+        ConfigError: naming ``name`` and the value.
+
+    Example:
+        >>> check_aabb([[-1, -1, -1], [1, 1, 2]])
+        ((-1.0, -1.0, -1.0), (1.0, 1.0, 2.0))
+        >>> check_aabb([[0, 0, 0], [1, 1, float("inf")]], "box")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        nerfdata.errors.ConfigError: box must be [[min x, y, z], [max x, y, z]], finite, with max > min, got ...
+    """
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    corners = list(aabb) if isinstance(aabb, (list, tuple)) else []
+    if not (
+        len(corners) == 2
+        and all(isinstance(c, (list, tuple)) and len(c) == 3 and all(number(v) for v in c) for c in corners)
+        and all(high > low for low, high in zip(*corners, strict=True))
+    ):
+        raise ConfigError(f"{name} must be [[min x, y, z], [max x, y, z]], finite, with max > min, got {aabb}")
+    lower, upper = (tuple(float(v) for v in corner) for corner in corners)
+    return lower, upper  # type: ignore[return-value]
 
 
 def ray_aabb_intersect(

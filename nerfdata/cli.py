@@ -3,7 +3,8 @@
 Each command is a typed dataclass config; its flags are generated from it (:mod:`nerfdata.flags`),
 so every config key is also a flag (``--camera.width 64``, ``--views.0.orbit.count 8``), and
 ``--config X.yaml`` gives the values that flags override. Bad input ends with one line on stderr,
-exit status 2.
+exit status 2: a :class:`~nerfdata.errors.NerfDataError`'s message, or the path and reason of an
+``OSError`` the file system raised (an ``--out`` under a file, a forbidden folder, a full disk).
 """
 
 import sys
@@ -258,7 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NerfDataError as error:
         print(f"nerfdata {command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the file system refused (a path under a file, no permission, no space): one line too
+        print(f"nerfdata {command}: error: {_os_error(error)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _os_error(error: OSError) -> str:
+    """``PATH: reason`` of an ``OSError`` (``PATH -> PATH2: reason`` for a rename)."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    target = f" -> {error.filename2}" if error.filename2 is not None else ""
+    return f"{error.filename}{target}: {reason}"
 
 
 def entrypoint() -> None:

@@ -3,6 +3,12 @@
 Jobs are dataclasses; :func:`from_dict` builds one from plain data (a ``yaml.safe_load`` result),
 checking every key and value type against the annotations and naming the offending key by its
 dotted path. :func:`to_dict` turns a config back into plain data (for manifests).
+
+What every config value must be, whatever its dataclass: integers fit in 64 bits, a key named
+``seed`` is in ``[0, 2^63)`` (what every random generator takes), numbers are never NaN, and a
+number may be written ``"inf"`` / ``"-inf"`` (how nerfdata's JSON files write infinity; YAML's
+``.inf`` works too). :func:`load_yaml` reads at most :data:`MAX_YAML_BYTES` and refuses a key given
+twice in one mapping (YAML would silently keep the last).
 """
 
 import dataclasses
@@ -15,19 +21,67 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from nerfdata.errors import ConfigError
+from nerfdata.strict_json import decode_infinity
 
-__all__ = ["from_dict", "load_yaml", "to_dict"]
+__all__ = ["MAX_YAML_BYTES", "from_dict", "load_yaml", "to_dict"]
 
 T = TypeVar("T")
 
+MAX_YAML_BYTES = 256 * 2**10
+"""Largest YAML file read (256 KiB; the largest shipped config is 3 KB). PyYAML parses some 30 KB a
+second, so a larger file would keep a job parsing for minutes before it could say anything."""
+
+_INT64 = 2**63
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first_line: int, line: int) -> None:
+        super().__init__(f"key {key!r} is given twice (lines {first_line} and {line}); remove one")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping giving the same key twice (``<<`` merges may be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                try:
+                    if key in lines:
+                        raise _DuplicateKey(key, lines[key], line)
+                    lines[key] = line
+                except TypeError:  # an unhashable key: the base class refuses it, with its position
+                    continue
+        return super().construct_mapping(node, deep)
+
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load`` (never constructs arbitrary objects)."""
+    """Read a YAML mapping with a safe loader (never constructs arbitrary objects).
+
+    Raises:
+        ConfigError: one line naming ``path``: missing, larger than :data:`MAX_YAML_BYTES`, not
+            UTF-8, not YAML, a key given twice (naming it and both lines), not a mapping.
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"{path}: {size / 2**10:.0f} KiB, larger than the {MAX_YAML_BYTES // 2**10} KiB a config file may be"
+            )
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_StrictLoader)  # a SafeLoader: builds no objects
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except _DuplicateKey as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read YAML ({error})".replace("\n", " ")) from None
     if data is None:
@@ -87,11 +141,19 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        low = 0 if where.rsplit(".", 1)[-1] == "seed" else -_INT64
+        if not low <= value < _INT64:
+            what = "a seed" if low == 0 else "an integer"
+            raise ConfigError(f"{where}: expected {what} in [{low}, 2^63), got {value}")
         return value
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        value = decode_infinity(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ConfigError(f"{where}: {value} is too large a number") from None
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

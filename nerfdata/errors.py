@@ -5,7 +5,7 @@ Every error a user can cause (a bad config, a corrupt checkpoint, a non-rigid po
 callers catch it like any exception. Inner code trusts its inputs and uses ``assert`` for invariants.
 """
 
-__all__ = ["CheckpointError", "ConfigError", "NerfDataError", "PoseError"]
+__all__ = ["CheckpointError", "ConfigError", "NerfDataError", "OutputError", "PoseError"]
 
 
 class NerfDataError(Exception):
@@ -22,3 +22,10 @@ class PoseError(NerfDataError, ValueError):
 
 class CheckpointError(NerfDataError):
     """A checkpoint is missing, corrupt, tampered with, or does not match its field."""
+
+
+class OutputError(NerfDataError, OSError):
+    """A file cannot be written: no space left, a read-only or forbidden folder, an output path under a file.
+
+    Also an ``OSError``, so that code handling failed writes as such still does.
+    """

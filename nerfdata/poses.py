@@ -41,6 +41,7 @@ __all__ = [
     "ShellConfig",
     "SpiralConfig",
     "View",
+    "derived_seed",
     "orbit_poses",
     "sample_views",
 ]
@@ -300,6 +301,19 @@ def _path(keys: Tensor, count: int, closed: bool) -> Tensor:
     return c2w
 
 
+def derived_seed(seed: int, stride: int, index: int) -> int:
+    """The seed of part ``index`` of a job seeded ``seed``: ``seed * stride + index``, wrapped to 64 bits.
+
+    Every seed below ``2^64 / stride`` gives the value it always gave; larger ones (a job's seed may
+    be anything in ``[0, 2^63)``) wrap instead of overflowing what a generator takes.
+
+    Example:
+        >>> derived_seed(7, 1000, 2), derived_seed(2**63 - 1, 1000, 0) < 2**64
+        (7002, True)
+    """
+    return (seed * stride + index) % 2**64
+
+
 def sample_views(
     samplers: tuple[SamplerConfig, ...], seed: int, read_cameras: Callable[[Path, str], list[Camera]]
 ) -> list[View]:
@@ -313,7 +327,7 @@ def sample_views(
     """
     views: list[View] = []
     for index, sampler in enumerate(samplers):
-        generator = torch.Generator().manual_seed(seed * 1000 + index)
+        generator = torch.Generator().manual_seed(derived_seed(seed, 1000, index))
         name, config = sampler.name, getattr(sampler, sampler.name)
         intrinsics: list[Intrinsics | None] | None = None
         if isinstance(config, OrbitConfig):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from nerfdata.atomic import sha256_file
 from nerfdata.errors import CheckpointError
 from nerfdata.fields.base import Field
-from nerfdata.fields.checkpoint import FIELD_TYPES, load_checkpoint, save_field
+from nerfdata.fields.checkpoint import FIELD_TYPES, field_checksum, load_checkpoint, save_field
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.render.renderer import RenderOptions, render_image
 from tests.test_ngp import make_field
@@ -28,7 +28,7 @@ def ngp_checkpoint(tmp_path):
 def test_round_trip_gives_identical_renders(ngp_checkpoint, cameras):
     field, occupancy, json_path = ngp_checkpoint
     loaded = load_checkpoint(json_path.parent)
-    assert loaded.metadata == {"note": "test"} and loaded.sha256 == sha256_file(json_path.with_suffix(".safetensors"))
+    assert loaded.metadata == {"note": "test"} and loaded.sha256 == field_checksum(json.loads(json_path.read_text()))
     assert torch.equal(loaded.occupancy.bits, occupancy.bits) and loaded.occupancy.resolution == 16
     assert not any(p.requires_grad for p in loaded.field.parameters()) and not loaded.field.training
     options = RenderOptions(num_steps=256)
@@ -185,7 +185,7 @@ def test_saving_is_atomic(ngp_checkpoint, monkeypatch):
     monkeypatch.setattr(checkpoint, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_field(field, json_path)
-    assert load_checkpoint(json_path).sha256 == json.loads(json_path.read_text())["sha256"]
+    assert load_checkpoint(json_path).sha256 == field_checksum(json.loads(json_path.read_text()))
     assert sorted(p.name for p in json_path.parent.iterdir()) == ["field.json", "field.safetensors"]
 
 

@@ -21,7 +21,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfdata.cameras import ray_aabb_intersect
+from nerfdata.cameras import check_aabb, ray_aabb_intersect
+from nerfdata.config import from_dict
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field, aabb_to_list, inside_aabb
 
@@ -122,17 +123,15 @@ def _primitive_to_dict(primitive: Primitive) -> dict[str, Any]:
     return {"type": primitive.kind, **asdict(primitive)}
 
 
-def _primitive_from_dict(entry: dict[str, Any]) -> Primitive:
+def _primitive_from_dict(entry: Any) -> Primitive:
+    """The primitive ``_primitive_to_dict`` wrote, every key and value type checked."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"analytic field primitive: expected a mapping, got {entry!r}")
     entry = dict(entry)
     kind = entry.pop("type", None)
-    if kind not in _PRIMITIVES:
+    if not isinstance(kind, str) or kind not in _PRIMITIVES:
         raise ConfigError(f"unknown primitive type {kind!r}; expected one of {sorted(_PRIMITIVES)}")
-    material = Material(**{k: tuple(v) if k == "color" else v for k, v in entry.pop("material", {}).items()})
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
-    try:
-        return _PRIMITIVES[kind](material=material, **values)
-    except TypeError as error:
-        raise ConfigError(f"primitive {kind!r}: {error}") from None
+    return from_dict(_PRIMITIVES[kind], entry, f"primitive {kind!r}")
 
 
 @dataclass
@@ -251,5 +250,15 @@ class AnalyticField(Field):
         unknown = set(config) - {"aabb", "surface_width", "primitives"}
         if unknown:
             raise ConfigError(f"analytic field: unknown keys {sorted(unknown)}")
-        primitives = [_primitive_from_dict(entry) for entry in config.get("primitives", [])]
-        return cls(primitives, config["aabb"], config.get("surface_width"))
+        primitives = config.get("primitives", [])
+        if not isinstance(primitives, list):
+            raise ConfigError(f"analytic field primitives: expected a list, got {primitives!r}")
+        width = config.get("surface_width")
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float))):
+            raise ConfigError(f"analytic field surface_width: expected a number, got {width!r}")
+        aabb = [list(corner) for corner in check_aabb(config.get("aabb"), "analytic field aabb")]
+        return cls([_primitive_from_dict(entry) for entry in primitives], aabb, width)
+
+    @classmethod
+    def state_shapes(cls, config: dict[str, Any]) -> dict[str, Tensor]:
+        return cls.from_config_dict(config).state_dict()  # no weights: built as is, in no time

@@ -20,7 +20,15 @@ from torch import Tensor, nn
 from nerfdata.errors import CheckpointError
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
 
-__all__ = ["Field", "LoadedField", "aabb_to_list", "check_state_dict", "inside_aabb"]
+__all__ = [
+    "Field",
+    "LoadedField",
+    "aabb_to_list",
+    "check_finite",
+    "check_state_dict",
+    "inside_aabb",
+    "non_finite",
+]
 
 _LISTED = 8
 """Tensor names listed in a mismatch message (a nerfstudio model has hundreds)."""
@@ -34,6 +42,39 @@ def inside_aabb(positions: Float[Tensor, "n 3"], aabb: Float[Tensor, "2 3"]) -> 
 def aabb_to_list(aabb: Float[Tensor, "2 3"]) -> list[list[float]]:
     """``[[min x, y, z], [max x, y, z]]`` as JSON-friendly floats (float32 noise rounded away)."""
     return [[round(float(v), 6) for v in corner] for corner in aabb.tolist()]
+
+
+def non_finite(tensors: dict[str, Tensor], infinite_ok: tuple[str, ...] = ()) -> str | None:
+    """What is not finite in ``tensors`` (the first bad tensor and its count of bad values), or None.
+
+    Floating-point tensors only; those named in ``infinite_ok`` may hold +-inf (never NaN).
+
+    Example:
+        >>> non_finite({"w": torch.tensor([1.0, float("nan")]), "i": torch.tensor([1])})
+        "tensor 'w' holds 1 NaN or infinite values of 2"
+    """
+    for name, value in tensors.items():
+        if not value.is_floating_point():
+            continue
+        bad = value.isnan() if name in infinite_ok else ~value.isfinite()
+        count = int(bad.sum())
+        if count:
+            return f"tensor {name!r} holds {count} NaN or infinite values of {value.numel()}"
+    return None
+
+
+def check_finite(path: Path, tensors: dict[str, Tensor], infinite_ok: tuple[str, ...] = ()) -> None:
+    """Refuse ``tensors`` read from ``path`` that hold NaN or infinity (:func:`non_finite`).
+
+    A checksum proves that a file is the one that was saved, not that what was saved makes sense:
+    a field trained into NaN renders empty images without any other sign.
+
+    Raises:
+        CheckpointError: one line naming ``path``, the first bad tensor and how many values are bad.
+    """
+    problem = non_finite(tensors, infinite_ok)
+    if problem is not None:
+        raise CheckpointError(f"{path}: {problem}")
 
 
 class Field(nn.Module, ABC):
@@ -76,6 +117,17 @@ class Field(nn.Module, ABC):
     def from_config_dict(cls, config: dict[str, Any]) -> "Field":
         """Build an untrained field from :meth:`config_dict`'s output."""
 
+    @classmethod
+    def state_shapes(cls, config: dict[str, Any]) -> dict[str, Tensor]:
+        """The state dict a field of ``config`` has, as meta tensors: its names and shapes, allocating nothing.
+
+        What a checkpoint's tensors are checked against before the field is built for real (a
+        description may ask for gigabytes). Built on the meta device; a field whose constructor
+        reads its own tensors overrides this.
+        """
+        with torch.device("meta"):
+            return cls.from_config_dict(config).state_dict()
+
     @property
     def extent(self) -> float:
         """Length of the box diagonal, the field's natural length scale."""
@@ -91,7 +143,12 @@ class LoadedField:
     json_path: Path
     """The file that describes the field: nerfdata's ``.json``, or a nerfstudio run's ``config.yml``."""
     sha256: str
-    """Checksum of the tensors file: identifies the exact weights in dataset manifests."""
+    """Checksum of the field: identifies it in dataset manifests (and decides whether a job resumes).
+
+    For a nerfdata checkpoint it covers ``field.json``'s canonical content, which holds the tensors
+    file's own sha256, so it changes with the weights, the box, the hyper-parameters or the
+    metadata (:func:`nerfdata.fields.checkpoint.field_checksum`); for a nerfstudio run it is the
+    weights file's sha256."""
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def occupancy_grid(self, resolution: int = 128) -> OccupancyGrid:

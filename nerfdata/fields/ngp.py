@@ -6,13 +6,17 @@ output, so training behaves the same whether the scene is measured in metres or 
 MLPs have no biases, as in tiny-cuda-nn's fully fused networks.
 """
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from nerfdata.cameras import check_aabb
+from nerfdata.config import from_dict
 from nerfdata.encoders.hashgrid import Backend, HashGridConfig, HashGridEncoder
 from nerfdata.encoders.sh import sh_encode
 from nerfdata.errors import ConfigError
@@ -61,6 +65,8 @@ class NGPArchitecture:
                 raise ConfigError(f"NGP field {name} must be >= 1, got {getattr(self, name)}")
         if not 1 <= self.sh_degree <= 4:
             raise ConfigError(f"NGP field sh_degree must be 1 to 4, got {self.sh_degree}")
+        if not math.isfinite(self.density_bias):
+            raise ConfigError(f"NGP field density_bias must be a finite number, got {self.density_bias}")
 
     def in_box(self, aabb: tuple[tuple[float, float, float], tuple[float, float, float]]) -> "NGPFieldConfig":
         """This architecture in the box ``aabb = ((min x, y, z), (max x, y, z))``.
@@ -79,9 +85,7 @@ class NGPFieldConfig(NGPArchitecture):
     aabb: tuple[tuple[float, float, float], tuple[float, float, float]] = field(kw_only=True)
 
     def __post_init__(self) -> None:
-        lower, upper = self.aabb
-        if len(lower) != 3 or len(upper) != 3 or not all(u > l for l, u in zip(lower, upper)):
-            raise ConfigError(f"NGP field aabb must be [[min x, y, z], [max x, y, z]] with max > min, got {self.aabb}")
+        check_aabb(self.aabb, "NGP field aabb")
         super().__post_init__()
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,13 +94,12 @@ class NGPFieldConfig(NGPArchitecture):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "NGPFieldConfig":
-        values = dict(values)
-        try:
-            grid = HashGridConfig(**values.pop("hash_grid", {}))
-            aabb = tuple(tuple(float(v) for v in corner) for corner in values.pop("aabb"))
-            return cls(aabb=aabb, hash_grid=grid, **values)
-        except (TypeError, KeyError) as error:
-            raise ConfigError(f"NGP field config: {error}") from None
+        """The config :meth:`to_dict` wrote, every key and value type checked (a checkpoint's ``field.json``).
+
+        Raises:
+            ConfigError: naming the key, e.g. ``NGP field config.hash_grid.num_levels: expected an integer``.
+        """
+        return from_dict(cls, values, "NGP field config")
 
 
 def _mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
@@ -130,7 +133,8 @@ class NGPField(Field):
         self.color_mlp = _mlp(
             config.sh_degree**2 + config.geo_feature_dim, config.color_hidden_dim, config.color_hidden_layers, 3
         )
-        self.box_length = float((self.aabb[1] - self.aabb[0]).max())
+        # From the config in float32, as the box tensor holds it: the field builds on the meta device too.
+        self.box_length = float((np.float32(config.aabb[1]) - np.float32(config.aabb[0])).max())
 
     def _geometry(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """Density per scene unit and geometry features at world ``positions``."""

@@ -304,7 +304,7 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
             "config": resolved,
             "seed": config.seed,
             "render": to_dict(options),
-            "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap"),
+            "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap", "json_numbers"),
             "arrays": ARRAYS,
             "pairs": records,
         }

@@ -47,9 +47,10 @@ from nerfdata.labels.pose_perturbation import (
     orbit,
     pose_errors,
 )
-from nerfdata.poses import SamplerConfig, ShellConfig, View, sample_views
+from nerfdata.poses import SamplerConfig, ShellConfig, View, derived_seed, sample_views
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
+from nerfdata.strict_json import read_json
 from nerfdata.version import __version__
 from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
 from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
@@ -64,7 +65,7 @@ from nerfdata.writers.manifest import (
     write_manifest,
 )
 from nerfdata.writers.output_folder import add_owned_files, check_output_file, claim_output_folder, output_folder_lock
-from nerfdata.writers.transforms import read_cameras
+from nerfdata.writers.transforms import dataset_path, read_cameras
 
 __all__ = [
     "InerfSolveConfig",
@@ -85,7 +86,7 @@ BOP_SCENE = "test/000001"
 
 def _seed_of(seed: int, index: int) -> int:
     """Seed of target ``index``: independent of how many targets are drawn."""
-    return seed * 1_000_003 + index
+    return derived_seed(seed, 1_000_003, index)
 
 
 @dataclass(frozen=True)
@@ -345,34 +346,35 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
     Raises:
         NerfDataError: missing or malformed file, missing or mis-sized image, non-rigid pose.
     """
-    import json
-
     json_path = _targets_json(Path(path))
     root = _targets_root(json_path)
-    try:
-        document = json.loads(json_path.read_text())
-        entries = document["targets"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise NerfDataError(f"{json_path}: not a readable inerf targets file ({error})") from None
+    document = read_json(json_path)
+    entries = document.get("targets") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise NerfDataError(f"{json_path}: not an inerf targets file (no list of targets)")
     targets = []
     for entry in entries:
         try:
             index = int(entry["id"])
             K = entry["K"]
             intrinsics = Intrinsics(float(K[0][0]), float(K[1][1]), float(K[0][2]), float(K[1][2]), int(entry["width"]), int(entry["height"]))
-            image = root / entry["image"]
+            image = dataset_path(root, entry["image"], f"{json_path}: target {index}", "image")
             # Kept in float64 as stored; validate_c2w only checks that they are rigid.
             gt = torch.tensor(entry["gt_c2w"], dtype=torch.float64)
             init = torch.tensor(entry["init_c2w"], dtype=torch.float64)
             validate_c2w(gt, f"{json_path}: target {index} gt_c2w")
             validate_c2w(init, f"{json_path}: target {index} init_c2w")
             seed = int(entry["seed"])
+            if not 0 <= seed < 2**64:
+                raise ValueError(f"seed {seed} is not in [0, 2^64)")
         except (KeyError, TypeError, ValueError, IndexError) as error:
             if isinstance(error, NerfDataError):
                 raise
             raise NerfDataError(f"{json_path}: malformed target entry ({error!r})") from None
         if not image.is_file():
             raise NerfDataError(f"{json_path}: target {index}: image {image} is missing")
+        if any(t.id == index for t in targets):
+            raise NerfDataError(f"{json_path}: target id {index} is given twice")
         targets.append(Target(index, image, intrinsics, gt, init, seed))
     return document, targets
 

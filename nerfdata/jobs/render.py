@@ -37,6 +37,7 @@ from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
+from nerfdata.memory import check_view_memory
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image
@@ -92,6 +93,12 @@ class CoverageConfig:
     probe_size: int = 32
     """Width of the low-resolution probe render used to decide."""
 
+    def __post_init__(self) -> None:
+        if self.probe_size < 1:
+            raise ConfigError(f"coverage: probe_size must be >= 1 pixel, got {self.probe_size}")
+        if not 0.0 <= self.min_fraction <= 1.0:
+            raise ConfigError(f"coverage: min_fraction must be in [0, 1], got {self.min_fraction}")
+
 
 @dataclass(frozen=True)
 class RenderJobConfig:
@@ -116,6 +123,8 @@ class RenderJobConfig:
     seed: int = 0
     overwrite: bool = False
     """Replace an output folder that holds a different job."""
+    max_memory_gb: float = 8.0
+    """Refuse views whose estimated memory (see nerfdata.memory) exceeds this, before anything is rendered."""
     formats: tuple[Literal["bop"], ...] = ()
     """Formats written beside the nerfstudio layout (always written): bop, a BOP scene (see bop)."""
     objects: tuple[ObjectConfig, ...] = ()
@@ -134,6 +143,8 @@ class RenderJobConfig:
             raise ConfigError(f"outputs: a layer is listed twice: {list(self.outputs)}")
         if not self.views:
             raise ConfigError("views: no pose sampler; add one (e.g. orbit) or pass --poses transforms.json")
+        if not self.max_memory_gb > 0:
+            raise ConfigError(f"max_memory_gb must be positive, got {self.max_memory_gb}")
 
 
 def _intrinsics(view: View, config: CameraConfig, generator: torch.Generator) -> Intrinsics:
@@ -185,6 +196,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     """
     resolved = to_dict(config)
     resolved.pop("overwrite")
+    resolved.pop("max_memory_gb")  # how much memory a run may take does not change what it writes
     if "bop" not in config.formats:
         for key in _BOP_KEYS:
             resolved.pop(key)
@@ -194,6 +206,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         raise NerfDataError("views: the samplers produced no view")
     generator = torch.Generator().manual_seed(config.seed)
     cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
+    check_view_memory([c.intrinsics for c in cameras.values()], config.max_memory_gb)
     job_hash = render_job_hash(resolved, loaded, cameras.values())
     with claim_output_folder(config.out, job_hash, config.overwrite) as previous:
         return _render_into(config, resolved, job_hash, loaded, views, cameras, previous or {}, show_progress)

@@ -142,7 +142,7 @@ def _load_images(frames: list[DatasetFrame], background: float) -> torch.Tensor:
     for frame in frames:
         try:
             image = iio.imread(frame.image_path)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, SyntaxError) as error:  # PIL reports a broken PNG as a SyntaxError
             raise NerfDataError(f"{frame.image_path}: unreadable image ({error})") from None
         scale = 65535.0 if image.dtype == np.uint16 else 255.0
         image = image.astype(np.float32) / scale
@@ -273,6 +273,9 @@ def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: Re
 
     Loss: photometric MSE plus, when ``distortion_weight > 0``, Mip-NeRF 360's distortion loss
     (distances in box diagonals). Returns the photometric MSE; ``state.iteration`` advances by one.
+
+    Raises:
+        NerfDataError: the loss is NaN or infinite (the run diverged); the weights are left untouched.
     """
     config, field_ = state.config, state.field
     for group in state.optimizer.param_groups:
@@ -286,6 +289,11 @@ def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: Re
         scale = 1.0 / field_.extent
         distortion = distortion_loss(s.ray_indices, s.t_start * scale, s.t_end * scale, s.weights, len(batch))
         loss = loss + config.distortion_weight * distortion.mean()
+    if not torch.isfinite(loss):  # before the step, so that the weights stay as they were
+        raise NerfDataError(
+            f"train: the loss is {float(loss)} at step {state.iteration + 1}; the run diverged (a learning_rate of "
+            f"{config.learning_rate:g} may be too high) and stops without saving a checkpoint of it"
+        )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()

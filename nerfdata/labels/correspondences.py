@@ -8,7 +8,6 @@ reads them back as batches of tensors for a descriptor-training loop.
 """
 
 import io
-import json
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from torch import Tensor
 from nerfdata.atomic import atomic_path
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.labels.matching import Matches
+from nerfdata.strict_json import read_json
 from nerfdata.writers.transforms import read_transforms
 
 __all__ = [
@@ -87,10 +87,7 @@ def correspondence_folder(path: str | Path) -> Path:
 def read_pairs_json(path: str | Path) -> dict[str, Any]:
     """The content of ``pairs.json`` (see :func:`correspondence_folder` for ``path``)."""
     file = correspondence_folder(path) / "pairs.json"
-    try:
-        content = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise NerfDataError(f"{file}: unreadable ({error})") from None
+    content = read_json(file)
     if not isinstance(content, dict) or not isinstance(content.get("pairs"), list):
         raise NerfDataError(f"{file}: not a correspondences index (no pairs list)")
     return content

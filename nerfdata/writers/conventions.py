@@ -23,6 +23,8 @@ STATEMENTS: dict[str, str] = {
     "range": "distance along the ray from the camera centre, scene units; 0 = no surface",
     "normals": "unit vectors in the world frame; PNG previews show camera-frame (OpenCV axes) normals as (n+1)/2",
     "image_pixels": "row-major, x right, y down",
+    # Every JSON file nerfdata writes (nerfdata.strict_json).
+    "json_numbers": 'standard JSON; an infinite number is the string "inf" ("-inf" below zero): far "inf", no limit',
     # Pose-inversion targets (inerf/targets.json).
     "poses": f"camera-to-world 4x4 (gt_c2w, init_c2w), {_OPENGL_AXES}, world frame and units of the field",
     "K": f"3x3 pinhole intrinsics in pixels, {_PIXEL_CENTRES}",

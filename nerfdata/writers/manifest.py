@@ -34,7 +34,7 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 
 CONVENTIONS = conventions(
-    "world_frame", "transforms_json_pose", "intrinsics", "depth", "range", "normals", "image_pixels"
+    "world_frame", "transforms_json_pose", "intrinsics", "depth", "range", "normals", "image_pixels", "json_numbers"
 )
 """What a dataset's manifest states (see :mod:`nerfdata.writers.conventions`)."""
 

@@ -5,8 +5,8 @@ Poses are camera-to-world 4x4 with OpenGL axes (``transform_matrix``); intrinsic
 length) and also at the top level when all frames share them.
 """
 
-import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,14 +16,16 @@ import numpy as np
 import torch
 
 from nerfdata.atomic import write_json_atomic
-from nerfdata.cameras import Camera, Intrinsics
+from nerfdata.cameras import Camera, Intrinsics, check_aabb
 from nerfdata.errors import NerfDataError, PoseError
+from nerfdata.strict_json import read_json
 from nerfdata.writers.images import DEPTH_PNG_SCALE
 
 __all__ = [
     "DatasetFrame",
     "FrameRecord",
     "TransformsDataset",
+    "dataset_path",
     "read_cameras",
     "read_transforms",
     "transforms_dict",
@@ -127,19 +129,43 @@ class TransformsDataset:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        content = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise NerfDataError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise NerfDataError(f"{path}: unreadable JSON ({error})") from None
+    content = read_json(path)
     if not isinstance(content, dict):
         raise NerfDataError(f"{path}: expected a JSON object")
     return content
 
 
-def _resolve_image(root: Path, file_path: str, where: str, required: bool) -> Path | None:
-    path = (root / file_path).resolve()
+def dataset_path(root: Path, value: Any, where: str, key: str = "file_path") -> Path:
+    """``root / value`` for a path a dataset file gives, refused unless it stays inside ``root``.
+
+    ``value`` must be a relative path that does not climb out of ``root`` (no leading ``/``, no
+    ``..`` past it), judged on the path as written: a link inside the dataset may point anywhere,
+    since whoever made the folder put it there. Paths a user gives on the command line are theirs
+    and are not checked.
+
+    Raises:
+        NerfDataError: ``where: key ... must be a path inside the dataset folder``.
+
+    Example:
+        >>> dataset_path(Path("data"), "./images/../images/a.png", "transforms.json frame 0")
+        PosixPath('data/images/../images/a.png')
+        >>> dataset_path(Path("data"), "../secret.png", "transforms.json frame 0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        nerfdata.errors.NerfDataError: transforms.json frame 0: file_path '../secret.png' must be a path inside ...
+    """
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise NerfDataError(f"{where}: {key} must be a path (a string), got {value!r}")
+    normal = os.path.normpath(value)
+    if os.path.isabs(value) or normal == ".." or normal.startswith("../"):
+        raise NerfDataError(
+            f"{where}: {key} {value!r} must be a path inside the dataset folder {root} (relative, no '..' out of it)"
+        )
+    return root / value
+
+
+def _resolve_image(root: Path, file_path: Any, where: str, required: bool) -> Path | None:
+    path = dataset_path(root, file_path, where).resolve()
     if path.is_file():
         return path
     if path.suffix == "":  # Blender datasets name frames without an extension
@@ -151,33 +177,63 @@ def _resolve_image(root: Path, file_path: str, where: str, required: bool) -> Pa
     return None
 
 
+def _number(value: Any, where: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise NerfDataError(f"{where}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _size(value: Any, where: str, key: str) -> int:
+    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+    if not whole:
+        raise NerfDataError(f"{where}: {key} must be a whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def _image_size(image_path: Path, where: str) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header."""
+    try:
+        shape = iio.improps(image_path).shape
+    except (OSError, ValueError, SyntaxError) as error:  # PIL reports a broken PNG as a SyntaxError
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise NerfDataError(f"{where}: {image_path.name} is not an image nerfdata can read ({reason})") from None
+    if len(shape) < 2:
+        raise NerfDataError(f"{where}: {image_path.name} is not an image (shape {shape})")
+    return int(shape[0]), int(shape[1])
+
+
 def _frame_intrinsics(meta: dict[str, Any], frame: dict[str, Any], image_path: Path | None, where: str) -> Intrinsics:
     def value(key: str) -> Any:
         return frame.get(key, meta.get(key))
 
     for key in _DISTORTION_KEYS:
-        if abs(float(value(key) or 0.0)) > 0.0:
+        if value(key) is not None and abs(_number(value(key), where, key)) > 0.0:
             raise NerfDataError(f"{where}: distortion parameter {key}={value(key)} is not modelled (pinhole cameras only)")
     model = value("camera_model")
     if model is not None and model not in _PINHOLE_MODELS:
         raise NerfDataError(f"{where}: camera_model {model!r} is not supported (pinhole cameras only)")
+    w = _size(value("w"), where, "w") if value("w") is not None else None
+    h = _size(value("h"), where, "h") if value("h") is not None else None
     if image_path is None:
-        if value("w") is None or value("h") is None:
+        if w is None or h is None:
             raise NerfDataError(f"{where}: image not found and no image size (w, h) given")
-        width, height = int(value("w")), int(value("h"))
+        width, height = w, h
     else:
-        height, width = iio.improps(image_path).shape[:2]
-    if value("w") is not None and (int(value("w")), int(value("h") or height)) != (width, height):
+        height, width = _image_size(image_path, where)
+    if w is not None and (w, h or height) != (width, height):
         raise NerfDataError(f"{where}: image {image_path.name} is {width}x{height} but the intrinsics say {value('w')}x{value('h')}")
     if value("fl_x") is not None:
-        fl_x = float(value("fl_x"))
-        fl_y = float(value("fl_y") if value("fl_y") is not None else fl_x)
+        fl_x = _number(value("fl_x"), where, "fl_x")
+        fl_y = _number(value("fl_y"), where, "fl_y") if value("fl_y") is not None else fl_x
     elif value("camera_angle_x") is not None:
-        fl_x = fl_y = 0.5 * width / math.tan(0.5 * float(value("camera_angle_x")))
+        angle = _number(value("camera_angle_x"), where, "camera_angle_x")
+        if not 0.0 < angle < math.pi:
+            raise NerfDataError(f"{where}: camera_angle_x must be in (0, pi) radians, got {angle}")
+        fl_x = fl_y = 0.5 * width / math.tan(0.5 * angle)
     else:
         raise NerfDataError(f"{where}: no intrinsics (need fl_x/fl_y/cx/cy or camera_angle_x)")
-    cx = float(value("cx")) if value("cx") is not None else width / 2.0
-    cy = float(value("cy")) if value("cy") is not None else height / 2.0
+    cx = _number(value("cx"), where, "cx") if value("cx") is not None else width / 2.0
+    cy = _number(value("cy"), where, "cy") if value("cy") is not None else height / 2.0
     try:
         return Intrinsics(fl_x, fl_y, cx, cy, int(width), int(height))
     except PoseError as error:
@@ -188,7 +244,10 @@ def _splits_of(root: Path, meta: dict[str, Any]) -> dict[str, Split]:
     """``{resolved image path: split}`` from nerfstudio's ``*_filenames`` keys."""
     splits: dict[str, Split] = {}
     for split, key in _SPLIT_KEYS.items():
-        for name in meta.get(key, []):
+        names = meta.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise NerfDataError(f"{root}: {key} must be a list of file paths")
+        for name in names:
             splits[str((root / name).resolve())] = split
     return splits
 
@@ -232,7 +291,7 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
             raise NerfDataError(f"{file}: no frames")
         for index, frame in enumerate(raw_frames):
             where = f"{file} frame {index}"
-            if "file_path" not in frame or "transform_matrix" not in frame:
+            if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
                 raise NerfDataError(f"{where}: needs file_path and transform_matrix")
             image_path = _resolve_image(root, frame["file_path"], where, require_images)
             intrinsics = _frame_intrinsics(meta, frame, image_path, where)
@@ -249,17 +308,24 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
             except (PoseError, TypeError, ValueError, RuntimeError) as error:
                 raise NerfDataError(f"{where}: {error}") from None
             depth = frame.get("depth_file_path")
+            depth_path = dataset_path(root, depth, where, "depth_file_path").resolve() if depth else None
             split = split_of.get(str((root / frame["file_path"]).resolve()), blender_split)  # type: ignore[arg-type]
             frames.append(
-                DatasetFrame(camera, image_path or (root / frame["file_path"]).resolve(), (root / depth).resolve() if depth else None, split)  # type: ignore[arg-type]
+                DatasetFrame(camera, image_path or (root / frame["file_path"]).resolve(), depth_path, split)  # type: ignore[arg-type]
             )
     shared = _dataset_values(metas)
-    aabb = np.asarray(shared["aabb"][1], dtype=np.float64) if "aabb" in shared else None
-    if aabb is not None and (aabb.shape != (2, 3) or not (aabb[1] > aabb[0]).all()):
+    aabb = None
+    if "aabb" in shared:
         file, given = shared["aabb"]
-        raise NerfDataError(f"{file}: aabb must be [[min x, y, z], [max x, y, z]], got {given}")
+        try:
+            aabb = np.asarray(check_aabb(given), dtype=np.float64)
+        except NerfDataError as error:
+            raise NerfDataError(f"{file}: {error}") from None
     _, meters_per_unit = shared.get("meters_per_unit", (None, None))
     _, depth_unit_scale_factor = shared.get("depth_unit_scale_factor", (None, 1.0 / DEPTH_PNG_SCALE))
+    for key, value in (("meters_per_unit", meters_per_unit), ("depth_unit_scale_factor", depth_unit_scale_factor)):
+        if value is not None and not _number(value, str(shared[key][0]) if key in shared else str(path), key) > 0:
+            raise NerfDataError(f"{shared[key][0]}: {key} must be positive, got {value}")
     return TransformsDataset(
         path=candidates[0],
         frames=frames,

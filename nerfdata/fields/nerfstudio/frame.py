@@ -7,7 +7,6 @@ that frame before querying the model, so that every export comes out in the data
 units.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from nerfdata import strict_json
 from nerfdata.errors import CheckpointError
 
 __all__ = ["DataparserTransform"]
@@ -42,7 +42,7 @@ class DataparserTransform:
     def from_json(cls, path: Path) -> "DataparserTransform":
         """Read ``dataparser_transforms.json``; the transform must be a rotation and a translation."""
         try:
-            values = json.loads(path.read_text())
+            values = strict_json.loads(path.read_text(), path, CheckpointError, "dataparser transform")
             matrix = torch.tensor(values["transform"], dtype=torch.float64)
             scale = float(values["scale"])
         except FileNotFoundError:

@@ -30,6 +30,7 @@ from nerfdata.labels.mesh.surface import (
     log_density_grid,
     marching_cubes_mesh,
 )
+from nerfdata.memory import check_memory
 from nerfdata.writers.images import to_uint8
 
 __all__ = ["ExtractedMesh", "MeshConfig", "extract_mesh"]
@@ -118,14 +119,12 @@ def _level_set_fn(
 
 
 def _check_memory(shape: tuple[int, int, int], config: MeshConfig, faces: int | None = None) -> None:
-    needed = estimate_memory(shape, faces)
-    if needed > config.max_memory_gb * 2**30:
-        made = f", and marching cubes made {faces:,} faces" if faces is not None else ""
-        raise ConfigError(
-            f"mesh resolution {config.resolution} needs a {shape[0]}x{shape[1]}x{shape[2]} density grid{made}: about "
-            f"{needed / 2**30:.1f} GB, more than max_memory_gb = {config.max_memory_gb:g}; lower the resolution, "
-            "mesh a smaller region with bounds, raise smoothing, or raise max_memory_gb"
-        )
+    made = f", and marching cubes made {faces:,} faces" if faces is not None else ""
+    check_memory(
+        estimate_memory(shape, faces), config.max_memory_gb,
+        f"mesh resolution {config.resolution} needs a {shape[0]}x{shape[1]}x{shape[2]} density grid{made}",
+        "lower the resolution, mesh a smaller region with bounds, raise smoothing, or raise max_memory_gb",
+    )
 
 
 def extract_mesh(

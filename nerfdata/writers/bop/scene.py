@@ -17,7 +17,6 @@ translations in millimetres. An instance is an object's index in its image's ``s
 Which objects and what each view shows of them is :mod:`nerfdata.labels.objects`.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from jaxtyping import Bool, Float, Int, UInt16
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.errors import NerfDataError
+from nerfdata.strict_json import read_json
 from nerfdata.writers.images import depth_png_values, write_png
 
 __all__ = [
@@ -178,8 +178,8 @@ def read_scene_gt(path: Path) -> dict[int, list[dict[str, Any]]]:
     Raises:
         NerfDataError: a missing or malformed file.
     """
+    document = read_json(path)
     try:
-        document = json.loads(Path(path).read_text())
         scene_gt = {}
         for key, instances in document.items():
             entries = []
