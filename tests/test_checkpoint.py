@@ -230,3 +230,11 @@ def test_float16_storage_halves_the_file(ngp_checkpoint, tmp_path):
     loaded = load_checkpoint(half).field
     torch.testing.assert_close(loaded.encoder.params, field.encoder.params.half().float(), rtol=0, atol=0)
     assert loaded.encoder.params.dtype == torch.float32
+
+
+def test_the_same_field_saved_twice_gives_the_same_bytes(ngp_checkpoint, tmp_path):
+    """A checksum names a field: saving it again must not make it look new (safetensors writes several
+    metadata keys in a random order, so a save with two keys differed about half the time)."""
+    field, occupancy, _ = ngp_checkpoint
+    sums = {sha256_file(save_field(field, tmp_path / f"copy{i}", occupancy).with_suffix(".safetensors")) for i in range(8)}
+    assert len(sums) == 1

@@ -140,6 +140,7 @@ def test_a_view_whose_outputs_are_not_finite_fails_with_its_index(tmp_path, monk
     field = make_field(scale=1.5)
     with torch.no_grad():
         field.color_mlp[0].weight[0, 0] = float("nan")  # loading refuses this; the render must refuse it too
+    (tmp_path / "field.json").write_text("{}")  # the job hash reads the description's bytes
     loaded = LoadedField(field.eval().requires_grad_(False), None, tmp_path / "field.json", "0" * 64)
     monkeypatch.setattr(render_module, "load_field", lambda path: loaded)
     config = RenderJobConfig(
@@ -263,7 +264,7 @@ def test_write_failures_are_one_line_and_leave_nothing(tmp_path, monkeypatch):
 def test_out_under_a_file_is_one_line(tmp_path, capsys, job):
     (tmp_path / "thesis.pdf").write_text("a user's file")
     status, lines = run(capsys, "render", "--config", job, "--out", tmp_path / "thesis.pdf" / "renders")
-    assert status == 2 and one_line(lines, "thesis.pdf", "Not a directory")
+    assert status == 2 and one_line(lines, "thesis.pdf", "which is a file, not a folder")
     assert (tmp_path / "thesis.pdf").read_text() == "a user's file"
 
 

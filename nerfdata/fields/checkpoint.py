@@ -151,7 +151,9 @@ def save_field(
     if training is not None:
         tensors.update({_TRAINING_PREFIX + name: value.detach().cpu().contiguous() for name, value in training[0].items()})
     with atomic_path(staged) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "field_type": field_.field_type})
+        # One metadata key: safetensors writes several in a random (hash map) order, and the same field
+        # saved twice must give the same bytes, or its checksum would call it a new field.
+        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME})
     description = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
