@@ -304,8 +304,14 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
                         "images of different sizes need per-frame intrinsics"
                     )
             try:
-                camera = Camera(torch.tensor(frame["transform_matrix"], dtype=torch.float64), intrinsics)
-            except (PoseError, TypeError, ValueError, RuntimeError) as error:
+                matrix = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise NerfDataError(f"{where}: transform_matrix is not a 4x4 matrix of numbers ({error})") from None
+            if matrix.shape != (4, 4):
+                raise NerfDataError(f"{where}: transform_matrix must be 4x4, got shape {tuple(matrix.shape)}")
+            try:
+                camera = Camera(matrix, intrinsics)
+            except PoseError as error:
                 raise NerfDataError(f"{where}: {error}") from None
             depth = frame.get("depth_file_path")
             depth_path = dataset_path(root, depth, where, "depth_file_path").resolve() if depth else None
