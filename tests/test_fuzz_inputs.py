@@ -97,12 +97,13 @@ def json_text(draw, document: Any) -> str:
     return text
 
 
-def _accepts(load) -> None:
-    """Call ``load``: success and NerfDataError pass, any other exception fails the test."""
+def _accepts(load, folder: Path | None = None) -> None:
+    """Call ``load``: success and a one-line NerfDataError (naming ``folder``'s file) pass, anything else fails."""
     try:
         load()
     except NerfDataError as error:
         assert "\n" not in str(error), str(error)
+        assert folder is None or str(folder) in str(error), str(error)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_mutated_field_json(checkpoint, tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("field")
     shutil.copy(checkpoint.with_suffix(".safetensors"), folder / "field.safetensors")
     (folder / "field.json").write_text(data.draw(json_text(json.loads(checkpoint.read_text()))))
-    _accepts(lambda: load_checkpoint(folder))
+    _accepts(lambda: load_checkpoint(folder), folder)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +142,8 @@ def test_mutated_transforms_json(dataset, data):
     text = data.draw(json_text(json.loads((dataset / "transforms.json").read_text())))
     path = dataset / "mutated.json"
     path.write_text(text)
-    _accepts(lambda: read_transforms(path).split("train"))
-    _accepts(lambda: read_transforms(path, require_images=False))
+    _accepts(lambda: read_transforms(path).split("train"), dataset)
+    _accepts(lambda: read_transforms(path, require_images=False), dataset)
 
 
 @FUZZ
@@ -155,7 +156,7 @@ def test_mutated_targets_json(dataset, data):
              "width": 8, "height": 6, "gt_c2w": pose, "init_c2w": pose, "seed": 0}
     document = {"format": "nerfdata-inerf-targets", "meters_per_unit": 1.0, "targets": [entry, {**entry, "id": 1}]}
     (root / "inerf" / "targets.json").write_text(data.draw(json_text(document)))
-    _accepts(lambda: read_targets(root))
+    _accepts(lambda: read_targets(root), root)
 
 
 @FUZZ

@@ -31,7 +31,7 @@ import torch
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
-from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.errors import ConfigError, NerfDataError, PoseError
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.jobs.bop import BopExport, bop_export_files, meters_per_unit_of, object_estimates
@@ -357,7 +357,11 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
         try:
             index = int(entry["id"])
             K = entry["K"]
-            intrinsics = Intrinsics(float(K[0][0]), float(K[1][1]), float(K[0][2]), float(K[1][2]), int(entry["width"]), int(entry["height"]))
+            values = float(K[0][0]), float(K[1][1]), float(K[0][2]), float(K[1][2]), int(entry["width"]), int(entry["height"])
+            try:
+                intrinsics = Intrinsics(*values)
+            except PoseError as error:  # it names the value, not the file
+                raise PoseError(f"{json_path}: target {index}: {error}") from None
             image = dataset_path(root, entry["image"], f"{json_path}: target {index}", "image")
             # Kept in float64 as stored; validate_c2w only checks that they are rigid.
             gt = torch.tensor(entry["gt_c2w"], dtype=torch.float64)
@@ -367,7 +371,7 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
             seed = int(entry["seed"])
             if not 0 <= seed < 2**64:
                 raise ValueError(f"seed {seed} is not in [0, 2^64)")
-        except (KeyError, TypeError, ValueError, IndexError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as error:
             if isinstance(error, NerfDataError):
                 raise
             raise NerfDataError(f"{json_path}: malformed target entry ({error!r})") from None

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nerfdata.atomic import write_json_atomic
-from nerfdata.cameras import Camera, Intrinsics, check_aabb
+from nerfdata.cameras import Camera, Intrinsics, check_aabb, validate_c2w
 from nerfdata.errors import NerfDataError, PoseError
 from nerfdata.strict_json import read_json
 from nerfdata.writers.images import DEPTH_PNG_SCALE
@@ -245,7 +245,7 @@ def _splits_of(root: Path, meta: dict[str, Any]) -> dict[str, Split]:
     splits: dict[str, Split] = {}
     for split, key in _SPLIT_KEYS.items():
         names = meta.get(key, [])
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        if not isinstance(names, list) or not all(isinstance(name, str) and "\0" not in name for name in names):
             raise NerfDataError(f"{root}: {key} must be a list of file paths")
         for name in names:
             splits[str((root / name).resolve())] = split
@@ -304,14 +304,9 @@ def read_transforms(path: str | Path, require_images: bool = True) -> Transforms
                         "images of different sizes need per-frame intrinsics"
                     )
             try:
-                matrix = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
-            except (TypeError, ValueError, RuntimeError) as error:
-                raise NerfDataError(f"{where}: transform_matrix is not a 4x4 matrix of numbers ({error})") from None
-            if matrix.shape != (4, 4):
-                raise NerfDataError(f"{where}: transform_matrix must be 4x4, got shape {tuple(matrix.shape)}")
-            try:
-                camera = Camera(matrix, intrinsics)
-            except PoseError as error:
+                pose = validate_c2w(torch.tensor(frame["transform_matrix"], dtype=torch.float64), "camera pose")
+                camera = Camera(pose, intrinsics)  # 3x4 is a pose too: validate_c2w gave it its last row
+            except (PoseError, TypeError, ValueError, RuntimeError) as error:
                 raise NerfDataError(f"{where}: {error}") from None
             depth = frame.get("depth_file_path")
             depth_path = dataset_path(root, depth, where, "depth_file_path").resolve() if depth else None
