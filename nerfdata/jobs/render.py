@@ -31,6 +31,7 @@ from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.jobs.bop import BopConfig, BopExport, meters_per_unit_of
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
+from nerfdata.labels.normals import FIELD_PASS_MODES, render_field_normals
 from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.poses import OrbitConfig, SamplerConfig, View, sample_views
@@ -204,6 +205,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     mesh_name = str(mesh) if mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
     options = replace(config.render, normals=gradient_normals)
+    field_pass = "normals" in config.outputs and config.labels.normals in FIELD_PASS_MODES and caster is None
     manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,
@@ -243,7 +245,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
             else:
                 image = render_image(field_, camera, options, occupancy)
                 hits = caster.cast_rays(camera.rays()) if caster is not None else None
-                layers = view_labels(camera, image, config.labels, config.outputs, hits)
+                mode = config.labels.normals
+                normals = render_field_normals(field_, camera, mode, config.render, occupancy).numpy() if field_pass else None
+                layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
                 if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
                     layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
                 rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
