@@ -10,16 +10,15 @@ The methods (``labels.normals``), measured side by side in ``benchmarks/quality.
   that plane is taken instead.
 * ``gradient``: the density gradient at every sample, normalised and weighted along the ray (the
   renderer's normal). Exact on smooth analytic fields, noise on hash grids.
-* ``smooth-gradient``: the same with the density gradient smoothed over a step tied to the field's
-  finest feature size (two cells of the finest hash-grid level: Neuralangelo's smoothing)
-  (:func:`render_field_normals`).
-* ``transmittance``: the gradient of the optical depth from the camera to the median-depth point, by
-  differences over that step: the normal of the surface where transmittance crosses one half
-  (Normal-NeRF's argument: transmittance is better defined than density at a sample).
+* ``smooth-gradient``: the same with central differences of density over a step tied to the hash
+  grid (four cells of its finest level: Neuralangelo's smoothing) (:func:`render_field_normals`).
+* ``transmittance``: the gradient of the optical depth from the camera to where transmittance crosses
+  one half, by differences over two cells: the normal of that level set (Normal-NeRF's argument:
+  transmittance, an integral, is better defined than density at a sample).
 * ``depth``: the cross product of the back-projected depth map's neighbours (:func:`normals_from_points`).
 
-Every method gives world-frame unit normals facing the camera, 0 where there is no surface (or no
-normal could be formed).
+Every method gives world-frame unit normals, 0 where there is no surface (or no normal could be
+formed); those from the depth map face the camera by construction.
 """
 
 from collections.abc import Iterator
@@ -43,7 +42,8 @@ __all__ = [
     "NORMAL_MODES",
     "NormalFit",
     "NormalMode",
-    "feature_size",
+    "DEFAULT_CELLS",
+    "hash_cell",
     "fit_normals",
     "normal_confidence",
     "normals_from_points",
@@ -60,10 +60,10 @@ NORMAL_SOURCES: dict[str, str] = {
     "depth-fit": "robust local fits to the depth map: a quadric in inverse depth over a 9x9 window, "
     "or a better-fitting 7x7 plane beside the pixel; neighbours across depth edges left out",
     "gradient": "negative normalised density gradient, weighted along the ray",
-    "smooth-gradient": "negative density gradient smoothed over two of the field's finest feature cells "
-    "(mean of the gradients at the sample and six points that far along the axes), weighted along the ray",
+    "smooth-gradient": "negative density gradient by central differences over four cells of the finest hash-grid "
+    "level (the exact gradient on fields without a hash grid), normalised and weighted along the ray",
     "transmittance": "negative gradient of the optical depth from the camera to the median-depth point "
-    "(differences over two of the field's finest feature cells)",
+    "(one-sided differences over two cells of the finest hash-grid level)",
     "depth": "cross product of the back-projected depth map's neighbours",
 }
 """Each mode in words, for the manifest's layer ``source``."""
@@ -334,47 +334,51 @@ def normals_from_points(
     return np.where((valid & ok_x & ok_y)[..., None], normal, 0.0).astype(np.float32)
 
 
-def feature_size(field_: Field, cells: float = 2.0) -> Float[Tensor, "3"]:
-    """Per axis, the step of ``smooth-gradient`` and ``transmittance``: ``cells`` cells of the finest hash-grid level.
+DEFAULT_CELLS: dict[str, float] = {"smooth-gradient": 4.0, "transmittance": 2.0}
+"""Per field-pass mode, its step in cells of the finest hash-grid level (benchmarks/normals.py sweeps it)."""
+
+
+def hash_cell(field_: Field) -> Float[Tensor, "3"] | None:
+    """Per axis, the cell size of the field's finest hash-grid level; None for a field without one.
 
     A hash grid's density is trilinear within a cell of its finest level, with kinks between cells:
-    over a couple of cells the surface shows, not the cell pattern. Fields without a hash
-    grid (analytic, nerfstudio) fall back to ``cells`` render steps of 1/1024 of the box diagonal.
+    over a few cells the surface shows, not the cell pattern.
 
     Example:
-        >>> from nerfdata.fields.analytic import AnalyticField, Sphere
-        >>> field = AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5)], aabb=[[-1, -1, -1], [1, 1, 1]])
-        >>> [round(v, 5) for v in feature_size(field).tolist()]
-        [0.00677, 0.00677, 0.00677]
+        >>> from nerfdata.fields.ngp import NGPFieldConfig
+        >>> from nerfdata.encoders.hashgrid import HashGridConfig
+        >>> grid = HashGridConfig(num_levels=2, log2_hashmap_size=12, base_resolution=16, per_level_scale=2.0)
+        >>> field = NGPField(NGPFieldConfig(aabb=((0.0, 0.0, 0.0), (1.0, 2.0, 1.0)), hash_grid=grid))
+        >>> [round(v, 4) for v in hash_cell(field).tolist()]
+        [0.0323, 0.0645, 0.0323]
     """
     if isinstance(field_, NGPField):
         finest = float(field_.config.hash_grid.scales[-1])
-        return cells * (field_.aabb[1] - field_.aabb[0]) / finest
-    return torch.full((3,), cells * field_.extent / 1024.0)
+        return (field_.aabb[1] - field_.aabb[0]) / finest
+    return None
 
 
-def _smoothed_gradient(field_: Field, positions: Tensor, step: Tensor) -> Tensor:
-    """The density gradient ``(n, 3)`` averaged over ``positions`` and the six points ``step`` away along the axes.
+def _difference_gradient(field_: Field, positions: Tensor, step: Tensor | None) -> Tensor:
+    """The density gradient ``(n, 3)`` at ``positions``: central differences over ``step`` per axis, or
+    (``step`` None: a field with no cell to smooth over) the exact gradient."""
+    if step is None:
+        with torch.enable_grad():
+            x = positions.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(field_.density(x).sum(), x)
+        return gradient
+    offsets = torch.diag(step).to(positions)
+    shifted = torch.cat([positions + offsets[None, axis] for axis in range(3)] + [positions - offsets[None, axis] for axis in range(3)])
+    density = field_.density(shifted).reshape(6, -1)
+    return ((density[:3] - density[3:]) / (2.0 * step.to(positions)[:, None])).T
 
-    The mean of the gradients is the gradient of density smoothed by that seven-point kernel: on a hash
-    grid it spans neighbouring cells of the finest levels, where a single gradient sees one cell's
-    trilinear patch. Analytic gradients rather than differences of density: a surface far thinner than
-    the step (an analytic field's) still gives its normal, not the axis the difference happened to cross.
-    """
-    offsets = torch.cat([torch.zeros(1, 3), torch.diag(step), -torch.diag(step)]).to(positions)
-    with torch.enable_grad():
-        x = (positions[None] + offsets[:, None]).reshape(-1, 3).detach().requires_grad_(True)
-        (gradient,) = torch.autograd.grad(field_.density(x).sum(), x)
-    return gradient.reshape(len(offsets), -1, 3).mean(dim=0)
 
-
-def _smooth_gradient(field_: Field, rays: Rays, samples: RaySamples, step: Tensor) -> Tensor:
-    """Per ray, the weighted sum of its samples' unit normals from :func:`_smoothed_gradient`."""
+def _smooth_gradient(field_: Field, rays: Rays, samples: RaySamples, step: Tensor | None) -> Tensor:
+    """Per ray, the weighted sum of its samples' unit normals from :func:`_difference_gradient`."""
     keep = samples.weights > 1e-4  # lighter samples cannot move the average
     ray = samples.ray_indices[keep]
     t = 0.5 * (samples.t_start[keep] + samples.t_end[keep])
     positions = rays.origins[ray] + rays.directions[ray] * t[:, None]
-    normals = -torch.nn.functional.normalize(_smoothed_gradient(field_, positions, step), dim=-1)
+    normals = -torch.nn.functional.normalize(_difference_gradient(field_, positions, step), dim=-1)
     return torch.zeros(len(rays), 3).index_add(0, ray, samples.weights[keep, None] * normals)
 
 
@@ -442,10 +446,14 @@ def render_field_normals(
     mode: NormalMode,
     options: RenderOptions = RenderOptions(),
     occupancy: OccupancyGrid | None = None,
+    cells: float | None = None,
 ) -> Float[Tensor, "h w 3"]:
     """Normals of every pixel of ``camera`` that query the field at the view's samples (``FIELD_PASS_MODES``).
 
-    A render pass of its own keeps each chunk's samples (memory holds one chunk's at a time).
+    A render pass of its own keeps each chunk's samples (memory holds one chunk's at a time). The
+    step is ``cells`` cells of the field's finest hash-grid level (:func:`hash_cell`). A field without
+    a hash grid has no cell to smooth over: ``smooth-gradient`` takes its exact density gradient, and
+    ``transmittance`` steps ``cells`` 1/1024ths of the box diagonal.
 
     Args:
         field_: The radiance field.
@@ -453,6 +461,7 @@ def render_field_normals(
         mode: ``smooth-gradient`` or ``transmittance``.
         options: The render options of the view (step, near, far, chunk size).
         occupancy: The field's occupancy grid.
+        cells: The step in cells; default :data:`DEFAULT_CELLS` of the mode.
 
     Returns:
         World-frame unit normals; 0 where no surface normal was formed.
@@ -461,7 +470,9 @@ def render_field_normals(
         raise ValueError(f"mode {mode!r} does not query the field; one of {FIELD_PASS_MODES}")
     intrinsics = camera.intrinsics
     options = replace(options, normals=False, return_samples=True)
-    step = feature_size(field_)
+    cells = DEFAULT_CELLS[mode] if cells is None else cells
+    cell = hash_cell(field_)
+    step = None if cell is None else cells * cell
     rays = camera.rays()
     parts = []
     for start in range(0, len(rays), options.chunk_rays):
@@ -471,7 +482,8 @@ def render_field_normals(
         if mode == "smooth-gradient":
             total = _smooth_gradient(field_, chunk, out.samples, step)
         else:
-            total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, step)
+            fallback = torch.full((3,), cells * field_.extent / 1024.0)
+            total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, fallback if step is None else step)
         length = total.norm(dim=-1, keepdim=True)
         parts.append(torch.where(length > 1e-30, total / length.clamp(min=1e-30), torch.zeros_like(total)))
     return torch.cat(parts).reshape(intrinsics.height, intrinsics.width, 3)
