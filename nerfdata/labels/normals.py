@@ -86,10 +86,10 @@ class NormalFit:
 # (benchmarks/quality.py prints the alternatives' figures).
 _QUADRIC_RADIUS = 4
 _PLANE_RADIUS = 3
-_EDGE_GATE = 0.02
-"""A neighbour ``k`` pixels away is on the same surface when its depth differs by at most ``k`` times
-this share of the pixel's depth (a plane seen at 80 degrees from its normal changes by about 4% of
-the depth per pixel at 128 px / 45 degrees; a depth edge by far more)."""
+_STEEPEST = 3.08
+"""A neighbour ``k`` pixels away is on the pixel's surface when its depth differs by at most
+``k * _STEEPEST / focal length`` of the pixel's depth: the change of a plane seen 72 degrees from its
+normal (tan 72 = 3.08); a depth edge changes far more. 2% per pixel at 128 px over 45 degrees."""
 _PLANE_PREFERENCE = 0.5
 """A planar window beside the pixel replaces the centred quadric when its residual is at most this
 share of the quadric's: a step or a crease inside the centred window, not mere curvature."""
@@ -111,9 +111,12 @@ def _windows(image: np.ndarray, radius: int, fill: float | bool) -> Iterator[tup
             yield dy, dx, padded[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
 
 
-def _same_surface(depth: np.ndarray, neighbour: np.ndarray, valid: np.ndarray, neighbour_valid: np.ndarray, steps: int) -> np.ndarray:
-    """Whether a neighbour ``steps`` pixels away lies on the pixel's surface (no depth edge between)."""
-    return valid & neighbour_valid & (np.abs(neighbour - depth) <= _EDGE_GATE * max(steps, 1) * depth)
+def _same_surface(
+    depth: np.ndarray, neighbour: np.ndarray, valid: np.ndarray, neighbour_valid: np.ndarray, steps: int, gate: float
+) -> np.ndarray:
+    """Whether a neighbour ``steps`` pixels away lies on the pixel's surface (no depth edge between);
+    ``gate``: the relative change allowed per pixel."""
+    return valid & neighbour_valid & (np.abs(neighbour - depth) <= gate * max(steps, 1) * depth)
 
 
 def _basis(dy: int, dx: int, radius: int, quadratic: bool) -> np.ndarray:
@@ -133,7 +136,7 @@ class _Fits:
     """(h, w) neighbours on the pixel's surface (itself included)."""
 
 
-def _fit_windows(depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int) -> _Fits:
+def _fit_windows(depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int, gate: float) -> _Fits:
     h, w = depth.shape
     k = 6 if quadratic else 3
     inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
@@ -143,7 +146,7 @@ def _fit_windows(depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: b
     window = list(zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0)))
     weights = []
     for (dy, dx, near), (_, _, near_valid), (_, _, near_inverse) in window:
-        same = _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx))).astype(np.float64)
+        same = _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate).astype(np.float64)
         phi = _basis(dy, dx, radius, quadratic)
         moments += same[..., None, None] * np.outer(phi, phi)
         rhs += (same * near_inverse)[..., None] * phi
@@ -183,12 +186,13 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
     h, w = depth.shape
     offset_x = np.arange(w)[None, :] + 0.5 - intrinsics.cx
     offset_y = rows[:, None] + 0.5 - intrinsics.cy
-    quadric = _fit_windows(depth, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10)
+    gate = 2.0 * _STEEPEST / (intrinsics.fl_x + intrinsics.fl_y)
+    quadric = _fit_windows(depth, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10, gate=gate)
     c = quadric.coefficients
     normals = _camera_normals(c[..., 0], c[..., 1] / _QUADRIC_RADIUS, c[..., 2] / _QUADRIC_RADIUS, intrinsics, offset_x, offset_y)
     best = np.where(valid, _PLANE_PREFERENCE * quadric.residual, np.inf)
     residual = np.where(np.isfinite(best), quadric.residual, np.inf)
-    planes = _fit_windows(depth, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2)
+    planes = _fit_windows(depth, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2, gate=gate)
     p = planes.coefficients
     # A plane's normal is the same everywhere on it: form it at its window's centre.
     plane_normals = _camera_normals(p[..., 0], p[..., 1] / _PLANE_RADIUS, p[..., 2] / _PLANE_RADIUS, intrinsics, offset_x, offset_y)
@@ -198,7 +202,7 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
     )
     for (dy, dx, normal), (_, _, fit_residual), (_, _, centre_depth), (_, _, centre_valid) in candidates:
         # The window centred (dy, dx) away holds this pixel when the pixel is on its centre's surface.
-        usable = _same_surface(centre_depth, depth, centre_valid, valid, max(abs(dy), abs(dx)))
+        usable = _same_surface(centre_depth, depth, centre_valid, valid, max(abs(dy), abs(dx)), gate)
         better = usable & (fit_residual < best)
         best = np.where(better, fit_residual, best)
         residual = np.where(better, fit_residual, residual)
