@@ -52,10 +52,9 @@ class LabelsConfig:
     depth: Literal["median", "expected"] = "median"
     """Which depth of the ray-termination distribution the depth and range layers hold."""
     normals: NormalMode = "depth-fit"
-    """How normals are estimated: depth-fit (robust local fits to the depth map, the most accurate on trained
-    fields), gradient (of density at each sample: exact on analytic fields, noise on hash grids),
-    smooth-gradient (central differences over two of the finest hash-grid cells), transmittance (gradient of
-    the optical depth at the median-depth point) or depth (neighbouring depth pixels' cross product)."""
+    """depth-fit (robust local fits to the depth map: the most accurate on trained fields), gradient (of
+    density: exact on analytic fields, noise on hash grids), smooth-gradient (density differences over
+    hash-grid cells), transmittance (its gradient where it crosses 1/2) or depth (neighbours' cross product)."""
     mask_threshold: float = 0.5
     """A pixel is foreground when its accumulation exceeds this."""
     spread_tolerance: float = 0.01
