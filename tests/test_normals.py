@@ -1,6 +1,8 @@
 """Normal estimation: every mode against exact normals, the default against the density gradient on a hash
 grid, and the normal confidence at depth edges and on flat faces."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +194,24 @@ def test_the_manifest_names_each_modes_source_and_thresholds_are_checked():
         LabelsConfig(normal_confidence_threshold=1.0)
     with pytest.raises(ConfigError, match="normal_tolerance"):
         LabelsConfig(normal_tolerance=0.0)
+
+
+def test_a_render_job_writes_the_field_pass_modes_normals(tmp_path):
+    from nerfdata.fields.loading import load_field
+    from nerfdata.jobs.render import CameraConfig, RenderJobConfig, run_render
+    from nerfdata.poses import OrbitConfig, SamplerConfig
+    from nerfdata.writers.transforms import read_transforms
+    from tests.test_render_job import FIELD
+
+    views = (SamplerConfig(orbit=OrbitConfig(count=1, radius=3.0, elevation_deg=30.0)),)
+    config = RenderJobConfig(
+        field=FIELD, out=tmp_path / "out", views=views, camera=CameraConfig(width=24, height=20),
+        outputs=("rgb", "normals", "mask"), labels=LabelsConfig(normals="transmittance"), render=OPTIONS, preview_views=0,
+    )
+    out = run_render(config, show_progress=False)
+    loaded = load_field(FIELD)
+    camera = read_transforms(out).frames[0].camera
+    expected = render_field_normals(loaded.field, camera, "transmittance", OPTIONS, loaded.occupancy_grid()).numpy()
+    mask = np.load(out / "normals/00000.npy").any(axis=-1)
+    np.testing.assert_allclose(np.load(out / "normals/00000.npy")[mask], expected[mask], atol=1e-5)
+    assert "optical depth" in json.loads((out / "manifest.json").read_text())["layers"]["normals"]["source"]

@@ -206,7 +206,7 @@ LAYER_WRITERS: tuple[LayerWriter, ...] = (
     ),
     LayerWriter(
         "normals", "normals/{index:05d}.npy", "float32", "unit length", "world",
-        "NumPy .npy (H, W, 3); zero where no surface", _float32, _unit_or_zero,
+        "NumPy .npy (H, W, 3); zero where no surface (or no normal could be formed there)", _float32, _unit_or_zero,
     ),
     LayerWriter(
         "normals_png", "normals/{index:05d}.png", "uint8", "(n+1)/2", "camera (OpenCV axes)", "PNG preview",
