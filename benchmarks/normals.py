@@ -59,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for scene in (s for s in shipped_scenes() if s.name in args.scenes):
-        for mode, cells in [("smooth-gradient", c) for c in (1.0, 2.0, 4.0, 8.0)] + [("transmittance", c) for c in (1.0, 2.0, 4.0)]:
+        sweep = [("smooth-gradient", c) for c in (1.0, 2.0, 4.0, 8.0)] + [("transmittance", c) for c in (1.0, 2.0, 4.0)]
+        for mode, cells in sweep:
             figures = scene_quality(scene, args.views, (mode,), cells=cells)["normals"][mode]
             rows.append({"scene": scene.name, "candidate": f"{mode}, {cells:g} cells", "mean": figures["mean_deg"],
                          "median": figures["median_deg"], "under5": figures["under_5_deg"],

@@ -54,7 +54,9 @@ def _exact(field_: AnalyticField, camera: Camera) -> tuple[np.ndarray, np.ndarra
 
 
 def _mode_normals(field_, camera, image, mode, occupancy):
-    field_normals = render_field_normals(field_, camera, mode, OPTIONS, occupancy).numpy() if mode in FIELD_PASS_MODES else None
+    field_normals = None
+    if mode in FIELD_PASS_MODES:
+        field_normals = render_field_normals(field_, camera, mode, OPTIONS, occupancy).numpy()
     labels = LabelsConfig(normals=mode)
     return view_labels(camera, image, labels, ("normals", "mask", "confidence"), field_normals=field_normals)
 
@@ -153,7 +155,7 @@ def test_normal_confidence_is_low_at_depth_edges_and_high_on_flat_faces():
 
 
 def test_valid_drops_pixels_whose_normal_is_not_trusted():
-    camera, depth, box = _wall_with_a_box()
+    camera, depth, _ = _wall_with_a_box()
     h, w = depth.shape
     ones, zeros = torch.ones(h, w), torch.zeros(h, w)
     ranges = torch.from_numpy(depth).float() / camera.rays().z_per_range.reshape(h, w)
@@ -206,7 +208,8 @@ def test_a_render_job_writes_the_field_pass_modes_normals(tmp_path):
     views = (SamplerConfig(orbit=OrbitConfig(count=1, radius=3.0, elevation_deg=30.0)),)
     config = RenderJobConfig(
         field=FIELD, out=tmp_path / "out", views=views, camera=CameraConfig(width=24, height=20),
-        outputs=("rgb", "normals", "mask"), labels=LabelsConfig(normals="transmittance"), render=OPTIONS, preview_views=0,
+        outputs=("rgb", "normals", "mask"), labels=LabelsConfig(normals="transmittance"), render=OPTIONS,
+        preview_views=0,
     )
     out = run_render(config, show_progress=False)
     loaded = load_field(FIELD)

@@ -78,7 +78,8 @@ def test_labels_match_exact_ground_truth(dataset):
         assert score.min() >= 0 and score.max() <= 1 and not (valid & ~mask).any()
         assert trust.min() >= 0 and trust.max() <= 1 and (trust[~mask] == 0).all()
         assert (score[both] >= labels.confidence_threshold).mean() > 0.9  # a sharp analytic surface's depth is trusted
-        np.testing.assert_array_equal(valid, mask & (score >= labels.confidence_threshold) & (trust >= labels.normal_confidence_threshold))
+        trusted_normal = trust >= labels.normal_confidence_threshold
+        np.testing.assert_array_equal(valid, mask & (score >= labels.confidence_threshold) & trusted_normal)
         assert valid[both].mean() > 0.6  # its normals but near edges and creases, at this size
 
 
@@ -115,8 +116,8 @@ def test_manifest_describes_every_layer_and_the_field(dataset):
     assert manifest["field"]["sha256"] == load_field(FIELD).sha256
     layers = manifest["layers"]
     assert set(layers) == {
-        "rgb", "depth", "depth_png", "range", "normals", "normals_png", "mask", "confidence", "normal_confidence", "valid",
-        "depth_modes",
+        "rgb", "depth", "depth_png", "range", "normals", "normals_png", "mask", "confidence", "normal_confidence",
+        "valid", "depth_modes",
     }
     assert "depth map" in layers["normals"]["source"] and layers["normal_confidence"]["unit"] == "0..1"
     assert layers["depth"]["dtype"] == "float32" and layers["depth"]["frame"] == "camera z-depth"

@@ -17,7 +17,7 @@ the scene's meshes, and compared:
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,16 @@ from typing import Any
 import numpy as np
 
 from nerfdata.cameras import Camera
+from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
-from nerfdata.labels.normals import FIELD_PASS_MODES, NORMAL_MODES, fit_normals, normals_from_points, render_field_normals
+from nerfdata.labels.normals import (
+    FIELD_PASS_MODES,
+    NORMAL_MODES,
+    fit_normals,
+    normals_from_points,
+    render_field_normals,
+)
 from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
@@ -46,7 +53,8 @@ def normal_errors(normals: np.ndarray, truth: np.ndarray, pixels: np.ndarray) ->
 
     Example:
         >>> truth = np.array([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
-        >>> normal_errors(np.array([[[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]]), truth, np.ones((1, 2), bool)).round(3).tolist()
+        >>> normals = np.array([[[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]])
+        >>> normal_errors(normals, truth, np.ones((1, 2), bool)).round(3).tolist()
         [0.0, 90.0]
     """
     cosine = np.clip(np.sum(normals[pixels] * truth[pixels], axis=-1), -1.0, 1.0)
@@ -54,34 +62,33 @@ def normal_errors(normals: np.ndarray, truth: np.ndarray, pixels: np.ndarray) ->
 
 
 def _view_normals(
-    modes: Sequence[str], loaded: Any, camera: Camera, image: ImageOutputs, mask: np.ndarray, extra_gradient_s: float,
-    caster: MeshRaycaster | None, options: RenderOptions, cells: float | None,
+    modes: Sequence[str], loaded: LoadedField, camera: Camera, image: ImageOutputs, mask: np.ndarray,
+    extra_gradient_s: float, caster: MeshRaycaster | None, options: RenderOptions, cells: float | None,
 ) -> dict[str, tuple[np.ndarray, float]]:
     """Per mode, the view's normals and the seconds they took beyond the render."""
     rays = camera.rays()
     h, w = mask.shape
     directions = rays.directions.numpy().reshape(h, w, 3)
     ranges = image.range_median.numpy()
-
-    def timed(compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
-        start = time.perf_counter()
-        normals = compute()
-        return normals, time.perf_counter() - start
-
     depth = np.where(mask, image.depth_median.numpy(), 0.0)
     out: dict[str, tuple[np.ndarray, float]] = {}
     for mode in modes:
+        start = time.perf_counter()
         if mode == "depth-fit":
-            out[mode] = timed(lambda: fit_normals(depth, mask, camera).normals)
-        elif mode == "gradient":
+            normals = fit_normals(depth, mask, camera).normals
+        elif mode == "gradient":  # the renderer's, timed as the render with normals minus the one without
             out[mode] = (np.where(mask[..., None], image.normal.numpy(), 0.0), extra_gradient_s)
+            continue
         elif mode == "depth":
             points = rays.origins.numpy().reshape(h, w, 3) + directions * ranges[..., None]
-            out[mode] = timed(lambda: normals_from_points(points, directions, mask & (ranges > 0)))
+            normals = normals_from_points(points, directions, mask & (ranges > 0))
         elif mode in FIELD_PASS_MODES:
-            out[mode] = timed(lambda: render_field_normals(loaded.field, camera, mode, options, loaded.occupancy, cells).numpy())  # noqa: B023
+            normals = render_field_normals(loaded.field, camera, mode, options, loaded.occupancy, cells).numpy()
         elif mode == "mesh" and caster is not None:
-            out[mode] = timed(lambda: caster.cast_rays(rays).normal.reshape(h, w, 3))
+            normals = caster.cast_rays(rays).normal.reshape(h, w, 3)
+        else:
+            raise ValueError(f"unknown normals mode {mode!r}; one of {NORMAL_COLUMNS}")
+        out[mode] = (normals, time.perf_counter() - start)
     return out
 
 
@@ -89,7 +96,7 @@ def scene_quality(
     scene: Path,
     views: int | None = None,
     normal_modes: Sequence[str] = NORMAL_COLUMNS,
-    mesh_config: MeshConfig = MeshConfig(),
+    mesh_config: MeshConfig | None = None,
     cells: float | None = None,
 ) -> dict[str, Any]:
     """Quality figures of ``scene``'s trained field on (the first ``views`` of) its test views.
@@ -98,7 +105,7 @@ def scene_quality(
         scene: A scene folder with a recipe and a trained field.
         views: How many test views (default: all).
         normal_modes: The normals measured (:data:`NORMAL_COLUMNS` or some of them).
-        mesh_config: With ``mesh`` among them: how the field's mesh is extracted.
+        mesh_config: With ``mesh`` among them: how the field's mesh is extracted (default: as ``nerfdata mesh``).
         cells: The field-pass modes' step (default: theirs).
     """
     recipe = load_recipe(scene)
@@ -108,7 +115,7 @@ def scene_quality(
     mesh_caster, mesh_seconds = None, None
     if "mesh" in normal_modes:
         start = time.perf_counter()
-        mesh = extract_mesh(loaded.field, mesh_config, loaded.occupancy).mesh
+        mesh = extract_mesh(loaded.field, mesh_config or MeshConfig(), loaded.occupancy).mesh
         mesh_seconds = time.perf_counter() - start
         mesh_caster = MeshRaycaster.from_meshes([mesh], smooth_normals=True)
     options = RenderOptions()

@@ -79,7 +79,9 @@ def normals_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="left" if column in ("scene", "normals") else "right")
     for row in rows:
         for mode, figures in row["normals"].items():
-            label = f"labels.geometry: mesh ({figures['extraction_seconds']:.0f} s to extract)" if mode == "mesh" else mode
+            label = mode
+            if mode == "mesh":
+                label = f"labels.geometry: mesh ({figures['extraction_seconds']:.0f} s to extract)"
             table.add_row(
                 row["scene"], label, f"{figures['mean_deg']:.1f} deg", f"{figures['median_deg']:.1f} deg",
                 f"{100 * figures['under_5_deg']:.0f}%", f"{figures['seconds_per_view']:.2f}",

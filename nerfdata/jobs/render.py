@@ -245,8 +245,9 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
             else:
                 image = render_image(field_, camera, options, occupancy)
                 hits = caster.cast_rays(camera.rays()) if caster is not None else None
-                mode = config.labels.normals
-                normals = render_field_normals(field_, camera, mode, config.render, occupancy).numpy() if field_pass else None
+                normals = None
+                if field_pass:  # normals that query the field again, at this view's samples
+                    normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy).numpy()
                 layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
                 if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
                     layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()

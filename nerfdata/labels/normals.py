@@ -38,13 +38,14 @@ from nerfdata.render.renderer import RaySamples, RenderOptions, render_rays
 
 __all__ = [
     "AGREEMENT_DEG",
+    "DEFAULT_CELLS",
     "FIELD_PASS_MODES",
     "NORMAL_MODES",
+    "NORMAL_SOURCES",
     "NormalFit",
     "NormalMode",
-    "DEFAULT_CELLS",
-    "hash_cell",
     "fit_normals",
+    "hash_cell",
     "normal_confidence",
     "normals_from_points",
     "render_field_normals",
@@ -62,7 +63,7 @@ NORMAL_SOURCES: dict[str, str] = {
     "gradient": "negative normalised density gradient, weighted along the ray",
     "smooth-gradient": "negative density gradient by central differences over four cells of the finest hash-grid "
     "level (the exact gradient on fields without a hash grid), normalised and weighted along the ray",
-    "transmittance": "negative gradient of the optical depth from the camera to the median-depth point "
+    "transmittance": "negative gradient of the optical depth from the camera to where transmittance crosses 1/2 "
     "(one-sided differences over two cells of the finest hash-grid level)",
     "depth": "cross product of the back-projected depth map's neighbours",
 }
@@ -82,8 +83,8 @@ class NormalFit:
     edge between): 1 away from depth edges and silhouettes, 0 where there is no surface."""
 
 
-# The windows, relative depth gate and preference below were chosen on the shipped scenes' test views
-# (benchmarks/quality.py prints the alternatives' figures).
+# The windows and the preference below were chosen on the first five test views of the shipped tabletop
+# and mug against exact normals; the alternatives tried are listed in benchmarks/README.md.
 _QUADRIC_RADIUS = 4
 _PLANE_RADIUS = 3
 _STEEPEST = 3.08
@@ -136,14 +137,18 @@ class _Fits:
     """(h, w) neighbours on the pixel's surface (itself included)."""
 
 
-def _fit_windows(depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int, gate: float) -> _Fits:
+def _fit_windows(
+    depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int, gate: float
+) -> _Fits:
     h, w = depth.shape
     k = 6 if quadratic else 3
     inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
     moments = np.zeros((h, w, k, k))
     rhs = np.zeros((h, w, k))
     count = np.zeros((h, w))
-    window = list(zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0)))
+    window = list(
+        zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0), strict=True)
+    )
     weights = []
     for (dy, dx, near), (_, _, near_valid), (_, _, near_inverse) in window:
         same = _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate).astype(np.float64)
@@ -159,21 +164,22 @@ def _fit_windows(depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: b
     coefficients = np.zeros((h, w, k))
     coefficients[fitted] = np.linalg.solve(moments[fitted], rhs[fitted][..., None])[..., 0]
     squared = np.zeros((h, w))
-    for ((dy, dx, _), _, (_, _, near_inverse)), same in zip(window, weights):
+    for ((dy, dx, _), _, (_, _, near_inverse)), same in zip(window, weights, strict=True):
         squared += same * (near_inverse - coefficients @ _basis(dy, dx, radius, quadratic)) ** 2
     residual = np.sqrt(squared / np.maximum(count, 1.0)) * depth  # d(1/z) * z = dz / z
     return _Fits(coefficients, np.where(fitted, residual, np.inf), count)
 
 
 def _camera_normals(
-    inverse: np.ndarray, d_dx: np.ndarray, d_dy: np.ndarray, intrinsics: Intrinsics, offset_x: np.ndarray, offset_y: np.ndarray
+    coefficients: np.ndarray, radius: int, intrinsics: Intrinsics, offset_x: np.ndarray, offset_y: np.ndarray
 ) -> np.ndarray:
-    """Unit normals (OpenCV camera axes, facing the camera) of surfaces whose inverse z-depth is
-    ``inverse`` with pixel derivatives ``d_dx, d_dy`` at pixels ``offset`` from the principal point.
+    """Unit normals (OpenCV camera axes, facing the camera) of the surfaces fitted by ``coefficients``
+    (:class:`_Fits`, over offsets divided by ``radius``) at pixels ``offset`` from the principal point.
 
     A plane ``n . X = d`` has ``1/z = (n_x (u - cx) / fx + n_y (v - cy) / fy + n_z) / d``: its normal is
     ``(fx d/du, fy d/dv, 1/z - (u - cx) d/du - (v - cy) d/dv)`` up to scale, pointing away from the camera.
     """
+    inverse, d_dx, d_dy = coefficients[..., 0], coefficients[..., 1] / radius, coefficients[..., 2] / radius
     normal = -np.stack(
         [intrinsics.fl_x * d_dx, intrinsics.fl_y * d_dy, inverse - offset_x * d_dx - offset_y * d_dy], axis=-1
     )
@@ -183,22 +189,19 @@ def _camera_normals(
 def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """:func:`fit_normals` on a band of rows (their image rows ``rows``): camera-frame normals, residual, and
     the number of window pixels on each pixel's surface."""
-    h, w = depth.shape
-    offset_x = np.arange(w)[None, :] + 0.5 - intrinsics.cx
+    offset_x = np.arange(depth.shape[1])[None, :] + 0.5 - intrinsics.cx
     offset_y = rows[:, None] + 0.5 - intrinsics.cy
     gate = 2.0 * _STEEPEST / (intrinsics.fl_x + intrinsics.fl_y)
     quadric = _fit_windows(depth, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10, gate=gate)
-    c = quadric.coefficients
-    normals = _camera_normals(c[..., 0], c[..., 1] / _QUADRIC_RADIUS, c[..., 2] / _QUADRIC_RADIUS, intrinsics, offset_x, offset_y)
+    normals = _camera_normals(quadric.coefficients, _QUADRIC_RADIUS, intrinsics, offset_x, offset_y)
     best = np.where(valid, _PLANE_PREFERENCE * quadric.residual, np.inf)
     residual = np.where(np.isfinite(best), quadric.residual, np.inf)
     planes = _fit_windows(depth, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2, gate=gate)
-    p = planes.coefficients
     # A plane's normal is the same everywhere on it: form it at its window's centre.
-    plane_normals = _camera_normals(p[..., 0], p[..., 1] / _PLANE_RADIUS, p[..., 2] / _PLANE_RADIUS, intrinsics, offset_x, offset_y)
+    plane_normals = _camera_normals(planes.coefficients, _PLANE_RADIUS, intrinsics, offset_x, offset_y)
     candidates = zip(
         _windows(plane_normals, _PLANE_RADIUS, 0.0), _windows(planes.residual, _PLANE_RADIUS, np.inf),
-        _windows(depth, _PLANE_RADIUS, 0.0), _windows(valid, _PLANE_RADIUS, False),
+        _windows(depth, _PLANE_RADIUS, 0.0), _windows(valid, _PLANE_RADIUS, False), strict=True,
     )
     for (dy, dx, normal), (_, _, fit_residual), (_, _, centre_depth), (_, _, centre_valid) in candidates:
         # The window centred (dy, dx) away holds this pixel when the pixel is on its centre's surface.
@@ -208,7 +211,8 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
         residual = np.where(better, fit_residual, residual)
         normals = np.where(better[..., None], normal, normals)
     fitted = np.isfinite(best)
-    return np.where(fitted[..., None], normals, 0.0), np.where(fitted, residual, np.inf), np.where(valid, quadric.count, 0.0)
+    count = np.where(valid, quadric.count, 0.0)
+    return np.where(fitted[..., None], normals, 0.0), np.where(fitted, residual, np.inf), count
 
 
 def fit_normals(
@@ -371,7 +375,7 @@ def _difference_gradient(field_: Field, positions: Tensor, step: Tensor | None) 
             (gradient,) = torch.autograd.grad(field_.density(x).sum(), x)
         return gradient
     offsets = torch.diag(step).to(positions)
-    shifted = torch.cat([positions + offsets[None, axis] for axis in range(3)] + [positions - offsets[None, axis] for axis in range(3)])
+    shifted = torch.cat([positions + offset for offset in offsets] + [positions - offset for offset in offsets])
     density = field_.density(shifted).reshape(6, -1)
     return ((density[:3] - density[3:]) / (2.0 * step.to(positions)[:, None])).T
 
@@ -448,7 +452,7 @@ def render_field_normals(
     field_: Field,
     camera: Camera,
     mode: NormalMode,
-    options: RenderOptions = RenderOptions(),
+    options: RenderOptions = RenderOptions(),  # noqa: B008 (frozen: a shared default is safe)
     occupancy: OccupancyGrid | None = None,
     cells: float | None = None,
 ) -> Float[Tensor, "h w 3"]:
@@ -487,7 +491,8 @@ def render_field_normals(
             total = _smooth_gradient(field_, chunk, out.samples, step)
         else:
             fallback = torch.full((3,), cells * field_.extent / 1024.0)
-            total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, fallback if step is None else step)
+            reach = fallback if step is None else step
+            total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, reach)
         length = total.norm(dim=-1, keepdim=True)
         parts.append(torch.where(length > 1e-30, total / length.clamp(min=1e-30), torch.zeros_like(total)))
     return torch.cat(parts).reshape(intrinsics.height, intrinsics.width, 3)

@@ -5,8 +5,8 @@ layers, as :class:`LabelsConfig` says: depth and range (median or expected termi
 (:mod:`nerfdata.labels.normals`: robust fits to the depth map by default), the foreground mask
 (accumulation above a threshold), confidence (:func:`~nerfdata.labels.pixel_labels.confidence`) and,
 with normals, the normals' own confidence (:func:`~nerfdata.labels.normals.normal_confidence`), with
-their ``valid`` flag. With mesh hits, geometry comes from the mesh instead. :func:`label_sources` states in words where each layer came
-from, for the manifest. Writing the arrays is :mod:`nerfdata.writers.layers`' job.
+their ``valid`` flag. With mesh hits, geometry comes from the mesh instead. :func:`label_sources`
+states in words where each layer came from, for the manifest. Writing the arrays is :mod:`nerfdata.writers.layers`' job.
 
 Conventions: depth is z-depth along the optical axis, range the distance along the ray, both in
 scene units and 0 where there is no surface; normals are world-frame unit vectors, 0 where there is
@@ -224,7 +224,8 @@ def label_sources(labels: LabelsConfig, mesh: str) -> dict[str, dict[str, str]]:
 
 def _trust_source(labels: LabelsConfig) -> dict[str, str]:
     """Where the normal confidence comes from: the depth fit alone, or also the normals' agreement with it."""
-    fit = (f"the {labels.depth} depth map's local fit: support^2 * exp(-(residual / {labels.normal_tolerance:g})^2 / 2)")
+    tolerance = f"{labels.normal_tolerance:g}"
+    fit = f"the {labels.depth} depth map's local fit: support^2 * exp(-(residual / {tolerance})^2 / 2)"
     if labels.geometry == "volume" and labels.normals == "depth-fit":
         return {"source": fit}
     return {"source": f"{fit}, times exp(-(angle to the fit's normal / {AGREEMENT_DEG:g} deg)^2 / 2)"}

@@ -7,8 +7,8 @@ depth as float32 ``.npy`` and as uint16 PNG (``depth_png``), normals as ``.npy``
 preview (``normals_png``); RGB is a PNG or, on request, a linear-light EXR.
 
 Values are checked before anything of a view is written: NaN or infinity anywhere, RGB outside
-``[0, 1]`` beyond float rounding, confidence or normal confidence outside ``[0, 1]``, negative depth or range, normals that
-are neither zero (no surface) nor unit length, object ids that do not fit uint16. A bad value is a
+``[0, 1]`` beyond float rounding, confidence or normal confidence outside ``[0, 1]``, negative depth or
+range, normals that are neither zero (no surface) nor unit length, object ids that do not fit uint16. A bad value is a
 :class:`~nerfdata.errors.NerfDataError` naming the layer and the file, never a silently clipped file.
 The encodings' documented limits stay: depth beyond 65.535 units is 0 in the uint16 PNG.
 
@@ -206,7 +206,8 @@ LAYER_WRITERS: tuple[LayerWriter, ...] = (
     ),
     LayerWriter(
         "normals", "normals/{index:05d}.npy", "float32", "unit length", "world",
-        "NumPy .npy (H, W, 3); zero where no surface (or no normal could be formed there)", _float32, _unit_or_zero,
+        "NumPy .npy (H, W, 3); zero where no surface (or no normal could be formed there)", _float32,
+        _unit_or_zero,
     ),
     LayerWriter(
         "normals_png", "normals/{index:05d}.png", "uint8", "(n+1)/2", "camera (OpenCV axes)", "PNG preview",
@@ -240,8 +241,8 @@ LAYER_WRITERS: tuple[LayerWriter, ...] = (
     ),
     LayerWriter(
         "normal_confidence", "normal_confidence/{index:05d}.npy", "float32", "0..1", "image",
-        "NumPy .npy; trust in the normal from the local depth fit: support^2 * exp(-(residual / normal_tolerance)^2 / 2) "
-        "(low at depth edges, steps and creases); 0 = no normal",
+        "NumPy .npy; trust in the normal from the local depth fit: "
+        "support^2 * exp(-(residual / normal_tolerance)^2 / 2) (low at depth edges, steps and creases); 0 = no normal",
         _float32, _within(0.0, 1.0),
     ),
     LayerWriter(
