@@ -1,4 +1,4 @@
-"""Mesh quality of the shipped fields: ``python benchmarks/mesh.py [--resolution 256]`` (also part of ``nerfdata bench``).
+"""Mesh quality of the shipped fields: ``python benchmarks/mesh.py [--resolution R]`` (also in ``nerfdata bench``).
 
 For each scene in scenes/ with a recipe and a trained field: a mesh is extracted with the default
 settings of ``nerfdata mesh`` and compared with the scene's ground-truth meshes: Chamfer distance

@@ -1,4 +1,4 @@
-"""nerfstudio checkpoint through nerfdata: ``python benchmarks/nerfstudio.py [CONFIG] [--views N] [--mesh-resolution R]``.
+"""nerfstudio checkpoint in nerfdata: ``python benchmarks/nerfstudio.py [CONFIG] [--views N] [--mesh-resolution R]``.
 
 Renders the same test views of the scene a nerfstudio run was trained on with nerfstudio's own
 renderer and with nerfdata's, on this CPU, side by side, and prints rays/s and their ratio, the

@@ -37,7 +37,9 @@ def _compile(source: Path) -> ctypes.CDLL:
         library.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
             built = Path(tmp) / library.name
-            command = [compiler, "-O3", "-std=c99", "-fPIC", "-shared", "-fopenmp", str(source), "-o", str(built), "-lm"]
+            command = [
+                compiler, "-O3", "-std=c99", "-fPIC", "-shared", "-fopenmp", str(source), "-o", str(built), "-lm"
+            ]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise OSError(f"compiling {source.name} failed: {result.stderr.strip()[:500]}")

@@ -44,7 +44,8 @@ def axis_angle_matrix(
 
     Example:
         >>> import math
-        >>> R = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), torch.tensor(math.pi / 2, dtype=torch.float64))
+        >>> z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        >>> R = axis_angle_matrix(z, torch.tensor(math.pi / 2, dtype=torch.float64))
         >>> [round(v, 6) + 0.0 for v in (R @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)).tolist()]
         [0.0, 1.0, 0.0]
     """
@@ -90,7 +91,8 @@ def rotation_angle_deg(
 
     Example:
         >>> a = torch.eye(3, dtype=torch.float64)
-        >>> b = axis_angle_matrix(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(1e-7, dtype=torch.float64))
+        >>> y = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+        >>> b = axis_angle_matrix(y, torch.tensor(1e-7, dtype=torch.float64))
         >>> f"{rotation_angle_deg(a, b).item():.6e}"
         '5.729578e-06'
     """

@@ -80,7 +80,10 @@ def test_patterns_give_texture_in_range(pattern):
 
 def test_config_round_trip_and_errors():
     field = AnalyticField(
-        [Torus((0.0, 0.1, 0.0), 0.5, 0.1, Material((0.2, 0.3, 0.4), "stripes", 2.0)), Box((0.0, 0.0, 0.0), (0.1, 0.2, 0.3))],
+        [
+            Torus((0.0, 0.1, 0.0), 0.5, 0.1, Material((0.2, 0.3, 0.4), "stripes", 2.0)),
+            Box((0.0, 0.0, 0.0), (0.1, 0.2, 0.3)),
+        ],
         aabb=[[-1, -1, -1], [1, 1, 1]],
         surface_width=0.002,
     )

@@ -35,4 +35,5 @@ def test_core_import_pulls_no_optional_heavyweights():
     import sys
 
     code = "import sys, nerfdata; print(sorted({'open3d', 'nerfstudio', 'torchvision', 'ray'} & set(sys.modules)))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 """The CLI: commands end to end at a small size, and bad input as one line with exit status 2."""
 
 import json
+import re
 
 import pytest
 
@@ -240,16 +241,14 @@ def test_a_run_without_a_terminal_logs_progress_and_a_summary(tmp_path, capsys, 
     out = tmp_path / "logged"
     status, captured = run(capsys, "render", "--config", str(job), "--out", str(out), "--num-views", "4")
     assert status == 0
-    progress = (
-        captured.err.splitlines()
-    )  # pytest's capture is not a terminal: a line every view (4 // 10 -> 1)
+    progress = captured.err.splitlines()  # pytest's capture is not a terminal: a line every view (4 // 10 -> 1)
     assert [line.split(",")[0] for line in progress] == [
         f"render: {i}/4 views ({25 * i}%)" for i in range(1, 5)
     ]
     assert all("rays/s" in line for line in progress)
     summary = captured.out.splitlines()[0]
     assert summary.startswith("render: 4 views in ") and "4 rendered, 0 kept from an earlier run" in summary
-    assert "0 rejected" in summary and "k rays/s" in summary
+    assert "0 rejected" in summary and re.search(r" views/s, [\d.]+k? rays/s$", summary)  # a rate, whatever the machine's load
     status, captured = run(capsys, "render", "--config", str(job), "--out", str(out), "--num-views", "4")
     assert status == 0 and captured.out.startswith("render: all 4 views kept from an earlier run")
 

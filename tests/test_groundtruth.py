@@ -27,7 +27,8 @@ def camera_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), size=(9, 7), fov=
 
 
 def test_depth_of_a_plane_at_a_known_distance():
-    slab = ObjectConfig("box", extents=(4.0, 0.2, 4.0), position=(0.0, -0.1, 0.0), material=MaterialConfig(pattern="solid"))
+    solid = MaterialConfig(pattern="solid")
+    slab = ObjectConfig("box", extents=(4.0, 0.2, 4.0), position=(0.0, -0.1, 0.0), material=solid)
     caster = MeshRaycaster(build_meshes(recipe(slab)))
     # Camera 2.5 above the top face (y = 0), looking straight down.
     image = caster.render(camera_at((0.1, 2.5, 0.2), (0.1, 0.0, 0.2), up=(0.0, 0.0, -1.0)), LightConfig())
@@ -51,8 +52,9 @@ def test_normals_of_a_sphere_point_outwards():
 
 def test_pixel_centre_convention_by_hand():
     # A box face x = 0 seen head-on: columns whose pixel centre is left of the edge see it.
-    wall = ObjectConfig("box", extents=(4.0, 4.0, 0.2), position=(0.0, 0.0, -2.1), material=MaterialConfig(pattern="solid"))
-    edge = ObjectConfig("box", extents=(1.0, 4.0, 0.1), position=(-0.5, 0.0, -1.0), material=MaterialConfig(pattern="solid"))
+    solid = MaterialConfig(pattern="solid")
+    wall = ObjectConfig("box", extents=(4.0, 4.0, 0.2), position=(0.0, 0.0, -2.1), material=solid)
+    edge = ObjectConfig("box", extents=(1.0, 4.0, 0.1), position=(-0.5, 0.0, -1.0), material=solid)
     caster = MeshRaycaster(build_meshes(recipe(wall, edge)))
     intrinsics = Intrinsics(fl_x=10.0, fl_y=10.0, cx=5.0, cy=4.0, width=10, height=8)
     image = caster.render(Camera(torch.eye(4), intrinsics), LightConfig())
@@ -96,7 +98,7 @@ def test_dataset_round_trip(tmp_path):
     dataset = read_transforms(out)
     assert len(dataset.split("train")) == 6 and len(dataset.split("test")) == 2
     cameras = rig_cameras(scene.rig, 6, torch.Generator().manual_seed(scene.seed))
-    for frame, camera in zip(dataset.split("train"), cameras):
+    for frame, camera in zip(dataset.split("train"), cameras, strict=True):
         torch.testing.assert_close(frame.camera.c2w_opengl, camera.c2w_opengl)
         assert frame.camera.intrinsics == camera.intrinsics
     assert dataset.aabb is not None and (dataset.aabb[0] < -0.5).all()

@@ -16,7 +16,9 @@ from nerfdata.errors import ConfigError
 
 # Two dense levels (res 8, 16) and two hashed ones (res 32, 64) with a 2^12-entry table.
 SMALL = HashGridConfig(num_levels=4, features_per_level=2, log2_hashmap_size=12, base_resolution=8, per_level_scale=2.0)
-needs_fused = pytest.mark.skipif(not fused_available(), reason=f"fused kernels unavailable: {fused_unavailable_reason()}")
+needs_fused = pytest.mark.skipif(
+    not fused_available(), reason=f"fused kernels unavailable: {fused_unavailable_reason()}"
+)
 ENCODERS = [hash_grid_encode_reference, hash_grid_encode, pytest.param(hash_grid_encode_fused, marks=needs_fused)]
 FAST_ENCODERS = ENCODERS[1:]
 
@@ -131,7 +133,8 @@ def test_out_of_range_inputs_wrap_like_uint32(encode):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(500, 3, generator=g) * 3.0 - 1.0  # in [-1, 2]: negative cells wrap around
     params = torch.randn(config.num_params, generator=g)
-    torch.testing.assert_close(encode(x, params, config), hash_grid_encode_reference(x, params, config), rtol=0, atol=1e-6)
+    expected = hash_grid_encode_reference(x, params, config)
+    torch.testing.assert_close(encode(x, params, config), expected, rtol=0, atol=1e-6)
 
 
 def test_config_validation():
@@ -154,7 +157,8 @@ def test_auto_backend_uses_the_fused_kernels_on_cpu():
     encoder = HashGridEncoder(SMALL)
     assert encoder.implementation(torch.device("cpu")) == "fused"
     x = torch.rand(100, 3)
-    torch.testing.assert_close(encoder(x), hash_grid_encode_reference(x, encoder.params.detach(), SMALL), rtol=0, atol=1e-6)
+    expected = hash_grid_encode_reference(x, encoder.params.detach(), SMALL)
+    torch.testing.assert_close(encoder(x), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.skipif(tcnn_available(), reason="checks the error raised when tiny-cuda-nn is absent")

@@ -106,7 +106,9 @@ def test_auto_backend_prefers_triton_on_cuda_without_tcnn(monkeypatch):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: the compiled Triton kernels run on GPUs")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device: the compiled Triton kernels run on GPUs"
+)
 def test_cuda_kernels_match_the_reference():
     from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
 

@@ -7,17 +7,18 @@ import pytest
 import torch
 
 pytest.importorskip(
-    "nerfstudio", reason="needs the [nerfstudio] extra (own venv with CUDA-build torch); .ci/run runs these in .venv-ci-ns"
+    "nerfstudio",
+    reason="needs the [nerfstudio] extra (own venv with CUDA-build torch); .ci/run runs these in .venv-ci-ns",
 )
 
-from nerfdata.cameras import Camera  # noqa: E402
-from nerfdata.errors import CheckpointError  # noqa: E402
-from nerfdata.fields.loading import load_field  # noqa: E402
-from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio  # noqa: E402
-from nerfdata.scenes.dataset import scene_cameras  # noqa: E402
-from nerfdata.scenes.groundtruth import MeshRaycaster  # noqa: E402
-from nerfdata.scenes.meshes import build_meshes  # noqa: E402
-from nerfdata.scenes.recipe import load_recipe  # noqa: E402
+from nerfdata.cameras import Camera
+from nerfdata.errors import CheckpointError
+from nerfdata.fields.loading import load_field
+from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio
+from nerfdata.scenes.dataset import scene_cameras
+from nerfdata.scenes.groundtruth import MeshRaycaster
+from nerfdata.scenes.meshes import build_meshes
+from nerfdata.scenes.recipe import load_recipe
 
 RUN = Path(__file__).resolve().parents[1] / "scenes" / "mug" / "nerfacto"
 CONFIG = RUN / "config.yml"
@@ -174,7 +175,7 @@ def test_an_unsupported_method_is_one_clear_error(tmp_path):
         "nerfstudio.models.nerfacto.NerfactoModel", "nerfstudio.models.splatfacto.SplatfactoModel"
     )
     config.write_text(text.replace("method_name: nerfacto", "method_name: splatfacto"))
-    with pytest.raises(CheckpointError, match="method 'splatfacto' .* is not supported") as error:
+    with pytest.raises(CheckpointError, match=r"method 'splatfacto' .* is not supported") as error:
         load_field(config)
     assert "\n" not in str(error.value)
 
@@ -191,7 +192,7 @@ def test_a_config_that_would_run_code_is_refused(tmp_path):
 def test_a_missing_dataparser_transform_is_refused(tmp_path):
     shutil.copytree(RUN, tmp_path / "run")
     (tmp_path / "run" / "dataparser_transforms.json").unlink()
-    with pytest.raises(CheckpointError, match="dataparser_transforms.json: not found"):
+    with pytest.raises(CheckpointError, match=r"dataparser_transforms\.json: not found"):
         load_field(tmp_path / "run" / "config.yml")
 
 
@@ -213,8 +214,8 @@ def test_a_checkpoint_missing_a_tensor_is_refused(tmp_path):
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     del state["pipeline"]["_model.field.mlp_head.layers.0.weight"]
     torch.save(state, checkpoint)
-    with pytest.raises(CheckpointError, match=r"step-\d+\.ckpt: does not match the model in config.yml: missing tensors "
-                                              r"\['field.mlp_head.layers.0.weight'\]") as error:
+    with pytest.raises(CheckpointError, match=r"step-\d+\.ckpt: does not match the model in config.yml: "
+                                              r"missing tensors \['field.mlp_head.layers.0.weight'\]") as error:
         load_field(tmp_path / "run" / "config.yml")
     assert "\n" not in str(error.value)
 
@@ -229,7 +230,7 @@ def test_a_nerfstudio_field_is_not_saved_as_a_nerfdata_checkpoint(loaded, tmp_pa
 
 
 def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Replace the shipped run's PyTorch hash grids and MLPs by random tiny-cuda-nn vectors, as a GPU run stores them."""
+    """Swap the shipped run's PyTorch hash grids and MLPs for random tiny-cuda-nn vectors, as a GPU run stores them."""
     from nerfdata.fields.nerfstudio.tcnn import hash_grid_config_of
     from nerfdata.fields.tcnn_convert import tcnn_mlp_num_params
 
@@ -251,9 +252,11 @@ def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Te
             del pipeline[key]
 
     base = model.field.mlp_base.model
-    vectors["field.mlp_base.model.params"] = torch.randn(mlp_size(base[1]) + grid_size(base[0]), generator=generator) * 0.1
+    base_size = mlp_size(base[1]) + grid_size(base[0])
+    vectors["field.mlp_base.model.params"] = torch.randn(base_size, generator=generator) * 0.1
     drop("field.mlp_base.model")
-    vectors["field.mlp_head.tcnn_encoding.params"] = torch.randn(mlp_size(model.field.mlp_head), generator=generator) * 0.1
+    head_size = mlp_size(model.field.mlp_head)
+    vectors["field.mlp_head.tcnn_encoding.params"] = torch.randn(head_size, generator=generator) * 0.1
     drop("field.mlp_head")
     for i, network in enumerate(model.proposal_networks):
         grid = torch.randn(grid_size(network.encoding), generator=generator) * 0.1
@@ -270,10 +273,9 @@ def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Te
 
 def test_a_tiny_cuda_nn_checkpoint_computes_what_tiny_cuda_nn_computes(tmp_path):
     """A checkpoint holding tcnn vectors loads on the CPU and its density is tiny-cuda-nn's, by its layout rules."""
-    from tests.test_tcnn_convert import tcnn_mlp_forward
-
     from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode_reference
     from nerfdata.fields.nerfstudio.tcnn import TcnnHashGrid, TcnnSphericalHarmonics
+    from tests.test_tcnn_convert import tcnn_mlp_forward
 
     run = tmp_path / "run"
     shutil.copytree(RUN, run)

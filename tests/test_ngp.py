@@ -43,7 +43,8 @@ def test_renders_do_not_depend_on_the_unit_of_length():
     small, large = make_field(1.0), make_field(10.0)
     large.load_state_dict(small.state_dict())
     g = torch.Generator().manual_seed(0)
-    directions = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, -1.0]) + 0.2 * torch.randn(64, 3, generator=g), dim=-1)
+    jitter = 0.2 * torch.randn(64, 3, generator=g)
+    directions = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, -1.0]) + jitter, dim=-1)
     origins = torch.tensor([0.0, 0.0, 3.0]).expand(64, 3)
     options = RenderOptions(normals=False)
     with torch.no_grad():
@@ -77,4 +78,5 @@ def test_an_architecture_in_a_box_is_the_field_config():
 def test_trunc_exp_has_a_bounded_gradient():
     x = torch.tensor([0.0, 50.0], requires_grad=True)
     trunc_exp(x).sum().backward()
-    assert x.grad[0].item() == pytest.approx(1.0) and x.grad[1].item() == pytest.approx(torch.exp(torch.tensor(15.0)).item())
+    assert x.grad[0].item() == pytest.approx(1.0)
+    assert x.grad[1].item() == pytest.approx(torch.exp(torch.tensor(15.0)).item())

@@ -40,7 +40,8 @@ def test_rotation_angle_is_accurate_at_every_scale():
         angle = float(rotation_angle_deg(torch.eye(3, dtype=torch.float64), rotation))
         # arccos of the trace would give 0 (or 1e-6-level noise) below about 1e-4 degrees.
         assert math.isclose(angle, degrees, rel_tol=1e-8), (degrees, angle)
-    batch = axis_angle_matrix(torch.nn.functional.normalize(_random_rotvecs(8, seed=1), dim=-1), torch.full((8,), 0.5, dtype=torch.float64))
+    axes = torch.nn.functional.normalize(_random_rotvecs(8, seed=1), dim=-1)
+    batch = axis_angle_matrix(axes, torch.full((8,), 0.5, dtype=torch.float64))
     assert torch.allclose(rotation_angle_deg(batch, batch), torch.zeros(8, dtype=torch.float64), atol=1e-12)
 
 

@@ -4,6 +4,8 @@ No tiny-cuda-nn checkpoint can be made on a CPU, so the vectors here are written
 tiny-cuda-nn's layout rules, independently of the code under test.
 """
 
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -80,7 +82,7 @@ def tcnn_mlp_forward(params: torch.Tensor, x: torch.Tensor, widths: list[int], o
     """tiny-cuda-nn's forward from its rules: inputs padded with ones, row-major matrices, ReLU."""
     h = torch.cat([x, torch.ones(x.shape[0], widths[0] - x.shape[1])], dim=1)
     offset = 0
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
         matrix = params[offset : offset + fan_in * fan_out].reshape(fan_out, fan_in)
         offset += fan_in * fan_out
         h = h @ matrix.T
@@ -94,7 +96,7 @@ def test_a_converted_mlp_computes_what_tcnn_computes(in_dim, hidden, layers, out
     pad = lambda n: -(-n // 16) * 16  # noqa: E731
     widths = [pad(in_dim)] + [hidden] * layers + [pad(out_dim)]
     params = torch.randn(tcnn_mlp_num_params(in_dim, hidden, layers, out_dim), dtype=torch.float64) / 4
-    assert params.numel() == sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    assert params.numel() == sum(a * b for a, b in pairwise(widths))
     converted = convert_tcnn_mlp(params, in_dim, hidden, layers, out_dim)
     x = torch.randn(20, in_dim, dtype=torch.float64)
     h = torch.nn.functional.linear(x.float(), converted.weights[0], converted.first_bias)

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,7 +20,6 @@ from nerfdata.encoders.hashgrid import (
     triton_available,
 )
 from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere, Torus
-from nerfdata.fields.base import Field
 from nerfdata.fields.ngp import NGPField, NGPFieldConfig
 from nerfdata.fields.occupancy import occupancy_grid_from_density
 from nerfdata.render.renderer import RenderOptions, render_image
@@ -39,9 +39,9 @@ def _encoders_on(device: str) -> list[tuple[str, Callable[..., Tensor]]]:
             # tiny-cuda-nn's module holds its own table (of the same layout and size).
             tcnn = HashGridEncoder(HashGridConfig(), backend="tcnn").to("cuda")
             encoders.append(("tcnn (CUDA)", lambda x, params, config: tcnn(x)))
-        return encoders + [("torch (CUDA)", hash_grid_encode)]
+        return [*encoders, ("torch (CUDA)", hash_grid_encode)]
     encoders = [("fused (C, CPU)", hash_grid_encode_fused)] if fused_available() else []
-    return encoders + [("torch", hash_grid_encode), ("reference loop", hash_grid_encode_reference)]
+    return [*encoders, ("torch", hash_grid_encode), ("reference loop", hash_grid_encode_reference)]
 
 
 def bench_hash_grid(num_points: int, repeats: int, device: str = "cpu") -> list[dict[str, Any]]:
@@ -59,12 +59,12 @@ def bench_hash_grid(num_points: int, repeats: int, device: str = "cpu") -> list[
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rows = []
     for name, encode in _encoders_on(device):
-        def forward() -> None:
+        def forward(encode: Callable[..., Tensor] = encode) -> None:
             with torch.no_grad():
                 encode(x, params, config)
             synchronize()
 
-        def forward_backward() -> None:
+        def forward_backward(encode: Callable[..., Tensor] = encode) -> None:
             encode(x, params, config).sum().backward()
             params.grad = None
             synchronize()
@@ -128,7 +128,9 @@ def bench_render(resolution: int, repeats: int, distill_steps: int) -> list[dict
     """
     analytic = benchmark_scene()
     camera = Camera(
-        look_at_c2w_opengl(torch.tensor([2.2, 1.4, 2.2]), torch.tensor([0.0, -0.3, 0.0]), torch.tensor([0.0, 1.0, 0.0])),
+        look_at_c2w_opengl(
+            torch.tensor([2.2, 1.4, 2.2]), torch.tensor([0.0, -0.3, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+        ),
         Intrinsics.from_fov(resolution, resolution, 45.0),
     )
     rows = []
@@ -136,7 +138,7 @@ def bench_render(resolution: int, repeats: int, distill_steps: int) -> list[dict
         occupancy = occupancy_grid_from_density(field_.density, field_.aabb, resolution=128)
         for grid, normals in [(occupancy, False), (None, False), (occupancy, True)]:
             options = replace(RenderOptions(), normals=normals)
-            seconds = median_seconds(lambda: render_image(field_, camera, options, grid), repeats, warmup=0)  # noqa: B023
+            seconds = median_seconds(partial(render_image, field_, camera, options, grid), repeats, warmup=0)
             rows.append(
                 {
                     "field": name,

@@ -133,7 +133,8 @@ def correspondence_quality(
             config = CorrespondJobConfig(field=scene, dataset=dataset, out=folder / mode, pairs=pairs,
                                          per_pair=per_pair, mode=mode, seed=seed, preview_pairs=0)
             result = run_correspond(config, show_progress=False)
-            totals: dict[str, list[np.ndarray]] = {k: [] for k in ("error", "valid", "visible", "visible_strict", "hit")}
+            keys = ("error", "valid", "visible", "visible_strict", "hit")
+            totals: dict[str, list[np.ndarray]] = {k: [] for k in keys}
             for index in range(len(read_pairs_json(result.folder)["pairs"])):
                 record, matches = read_pair(result.folder, index)
                 truth = true_matches(first_hit, frames[record["a"]].camera, frames[record["b"]].camera, matches.uv_a)
@@ -146,7 +147,7 @@ def correspondence_quality(
             error, valid, visible, strict, hit = (np.concatenate(v) for v in totals.values())
             measured = error[valid & hit]
             rows.append({
-                "scene": scene.name, "mode": mode, "pairs": result.pairs, "matches": int(len(valid)),
+                "scene": scene.name, "mode": mode, "pairs": result.pairs, "matches": len(valid),
                 "valid_share": float(valid.mean()),
                 "epe_mean": float(measured.mean()) if measured.size else float("nan"),
                 "epe_median": float(np.median(measured)) if measured.size else float("nan"),

@@ -62,7 +62,8 @@ def quality_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (default)", "mask IoU", "size"):
         table.add_column(column, justify="left" if column == "scene" else "right")
     for row in rows:
-        mae = f"{row['depth_mae']:.4f}" + (f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else "")
+        metres = f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else ""
+        mae = f"{row['depth_mae']:.4f}" + metres
         default = row["normals"].get(LabelsConfig().normals)
         normals = f"{default['mean_deg']:.1f} deg" if default else "-"
         table.add_row(
@@ -90,17 +91,21 @@ def normals_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def mesh_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="meshes of shipped fields against ground truth: Chamfer (100k samples each), normal consistency")
+    table = Table(
+        title="meshes of shipped fields against ground truth: Chamfer (100k samples each), normal consistency"
+    )
     for column in ("scene", "grid", "Chamfer", "% diag.", "normals", "vertices", "faces", "closed", "time"):
         table.add_column(column, justify="left" if column == "scene" else "right")
     for row in rows:
         if "chamfer" in row:
-            chamfer, percent, normals = f"{row['chamfer']:.5f}", f"{row['chamfer_percent']:.2f}%", f"{row['normal_consistency']:.3f}"
+            chamfer, percent = f"{row['chamfer']:.5f}", f"{row['chamfer_percent']:.2f}%"
+            normals = f"{row['normal_consistency']:.3f}"
         else:  # an analytic field: distance to its exact surface instead
-            chamfer, percent, normals = f"{row['sdf_mean']:.5f} (|sdf|)", f"{100 * row['sdf_mean'] / row['diagonal']:.3f}%", "-"
+            chamfer, percent = f"{row['sdf_mean']:.5f} (|sdf|)", f"{100 * row['sdf_mean'] / row['diagonal']:.3f}%"
+            normals = "-"
         table.add_row(
-            row["scene"], f"{row['resolution']}^3", chamfer, percent, normals, f"{row['vertices']:,}", f"{row['faces']:,}",
-            "yes" if row["watertight"] else "no", f"{row['seconds']:.1f} s",
+            row["scene"], f"{row['resolution']}^3", chamfer, percent, normals, f"{row['vertices']:,}",
+            f"{row['faces']:,}", "yes" if row["watertight"] else "no", f"{row['seconds']:.1f} s",
         )
     return table
 
@@ -145,7 +150,9 @@ def run_benchmarks(
     correspondence_rows = [
         row
         for scene in scenes
-        for row in correspondence_quality(scene, pairs=2 if quick else 8, per_pair=512 if quick else 2048, views=6 if quick else None)
+        for row in correspondence_quality(
+            scene, pairs=2 if quick else 8, per_pair=512 if quick else 2048, views=6 if quick else None
+        )
     ]
     if correspondence_rows:
         console.print(correspondence_table(correspondence_rows))
@@ -153,7 +160,13 @@ def run_benchmarks(
     inerf_rows = [
         row
         for scene in scenes[:1 if quick else None]
-        for row in inerf_benchmark(scene, num=2 if quick else 10, samplings=("interest-regions",), hypotheses=(1, 4), iters=30 if quick else 300)
+        for row in inerf_benchmark(
+            scene,
+            num=2 if quick else 10,
+            samplings=("interest-regions",),
+            hypotheses=(1, 4),
+            iters=30 if quick else 300,
+        )
     ]
     if inerf_rows:
         console.print(inerf_table(inerf_rows))

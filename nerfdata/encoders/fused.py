@@ -59,7 +59,8 @@ def _levels(config: Any) -> ctypes.Array:
             *(
                 _Level(scale, resolution, size, offset, int(dense))
                 for scale, resolution, size, offset, dense in zip(
-                    config.scales, config.resolutions, config.level_sizes, config.level_offsets, config.dense_levels
+                    config.scales, config.resolutions, config.level_sizes, config.level_offsets, config.dense_levels,
+                    strict=True,
                 )
             )
         )
@@ -76,7 +77,9 @@ class _FusedHashGrid(torch.autograd.Function):
         lib = _library()
         levels = _levels(config)
         out = torch.empty(x.shape[0], config.output_dim, dtype=torch.float32)
-        lib.hashgrid_forward(_ptr(x), x.shape[0], _ptr(params), levels, config.num_levels, config.features_per_level, _ptr(out))
+        lib.hashgrid_forward(
+            _ptr(x), x.shape[0], _ptr(params), levels, config.num_levels, config.features_per_level, _ptr(out)
+        )
         ctx.config = config
         ctx.save_for_backward(x, params)
         return out
@@ -92,7 +95,8 @@ class _FusedHashGrid(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_params = torch.zeros_like(params)
             lib.hashgrid_backward_params(
-                _ptr(x), x.shape[0], _ptr(grad_out), levels, config.num_levels, config.features_per_level, _ptr(grad_params)
+                _ptr(x), x.shape[0], _ptr(grad_out), levels, config.num_levels, config.features_per_level,
+                _ptr(grad_params),
             )
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty_like(x)

@@ -191,7 +191,9 @@ def hash_grid_encode_reference(
             for dim, bit in enumerate(corner_bits):
                 weight = weight * (frac[:, dim] if bit else 1 - frac[:, dim])
             corner = cell + torch.tensor(corner_bits, device=x.device)
-            index = _level_index(corner, config.resolutions[level], config.level_sizes[level], config.dense_levels[level])
+            index = _level_index(
+                corner, config.resolutions[level], config.level_sizes[level], config.dense_levels[level]
+            )
             result = result + weight[:, None] * level_table[index]
         outputs.append(result)
     return torch.cat(outputs, dim=-1)
@@ -263,7 +265,9 @@ class _HashGridFunction(torch.autograd.Function):
         grad_x = grad_params = None
         if ctx.needs_input_grad[1]:
             values = (weights[..., None] * grad_out[:, :, None, :]).reshape(-1, num_features)
-            grad_table = torch.zeros(params.shape[0] // num_features, num_features, dtype=grad_out.dtype, device=grad_out.device)
+            grad_table = torch.zeros(
+                params.shape[0] // num_features, num_features, dtype=grad_out.dtype, device=grad_out.device
+            )
             grad_table.index_add_(0, index.reshape(-1), values)
             grad_params = grad_table.reshape(-1)
         if ctx.needs_input_grad[0]:
@@ -345,18 +349,22 @@ class HashGridEncoder(nn.Module):
 
     ``"auto"`` uses tiny-cuda-nn for CUDA inputs when it is importable, else nerfdata's Triton
     kernels; the fused C kernels for CPU inputs when they compiled; the PyTorch path otherwise.
-    ``"torch"``, ``"fused"``, ``"triton"`` and ``"tcnn"`` force one. All read the same ``params`` (tiny-cuda-nn's layout), so a checkpoint
-    loads into any of them.
+    ``"torch"``, ``"fused"``, ``"triton"`` and ``"tcnn"`` force one. All read the same ``params``
+    (tiny-cuda-nn's layout), so a checkpoint loads into any of them.
     """
 
     def __init__(self, config: HashGridConfig, backend: Backend = "auto") -> None:
         super().__init__()
         if backend not in ("auto", "torch", "fused", "triton", "tcnn"):
-            raise ConfigError(f"hash grid backend must be 'auto', 'torch', 'fused', 'triton' or 'tcnn', got {backend!r}")
+            raise ConfigError(
+                f"hash grid backend must be 'auto', 'torch', 'fused', 'triton' or 'tcnn', got {backend!r}"
+            )
         if backend == "tcnn" and not tcnn_available():
             raise ConfigError("hash grid backend 'tcnn' needs tiny-cuda-nn importable on a CUDA device")
         if backend == "triton" and importlib.util.find_spec("triton") is None:
-            raise ConfigError("hash grid backend 'triton' needs the triton package (it comes with PyTorch's CUDA builds)")
+            raise ConfigError(
+                "hash grid backend 'triton' needs the triton package (it comes with PyTorch's CUDA builds)"
+            )
         if backend == "fused" and not fused_available():
             raise ConfigError(f"hash grid backend 'fused' is unavailable: {fused_unavailable_reason()}")
         self.config = config

@@ -121,7 +121,9 @@ def _backward_params(
     features = tl.arange(0, F)
     scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
     cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
-    grad = tl.load(grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0)
+    grad = tl.load(
+        grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0
+    )
     for c in tl.static_range(8):
         entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
         tl.atomic_add(grad_table_ptr + entry[:, None] * F + features[None, :], w[:, None] * grad, mask=mask[:, None])
@@ -141,14 +143,16 @@ def _backward_x(
     for level in range(L):
         scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
         cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
-        grad = tl.load(grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0)
+        grad = tl.load(
+            grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0
+        )
         # d(features)/d(p_axis) of trilinear interpolation: the corners' values, signed by the side of
         # the cell they lie on along that axis, weighted by the other two axes' weights.
         dx = tl.zeros((BLOCK,), dtype=tl.float32)
         dy = tl.zeros((BLOCK,), dtype=tl.float32)
         dz = tl.zeros((BLOCK,), dtype=tl.float32)
         for c in tl.static_range(8):
-            entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
+            entry, _w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
             values = tl.load(table_ptr + entry[:, None] * F + features[None, :], mask=mask[:, None], other=0.0)
             dot = tl.sum(values * grad, axis=1)
             wy_c = wy1 if c & 2 else wy0

@@ -187,7 +187,8 @@ def sampling_pool(
 
 
 def pivot_depth(
-    field_: Field, occupancy: OccupancyGrid | None, c2w: Float[Tensor, "4 4"], intrinsics: Intrinsics, options: RenderOptions
+    field_: Field, occupancy: OccupancyGrid | None, c2w: Float[Tensor, "4 4"], intrinsics: Intrinsics,
+    options: RenderOptions,
 ) -> float:
     """Median z-depth of what a camera sees (a coarse render), the pivot of its pose updates.
 
@@ -199,7 +200,8 @@ def pivot_depth(
     hit = image.accumulation > 0.5
     if hit.any():
         return float(image.depth_median[hit].median())
-    centre_cam = torch.linalg.inv(c2w.double()) @ torch.cat([field_.aabb.double().mean(0), torch.ones(1, dtype=torch.float64)])
+    centre = torch.cat([field_.aabb.double().mean(0), torch.ones(1, dtype=torch.float64)])  # homogeneous
+    centre_cam = torch.linalg.inv(c2w.double()) @ centre
     return max(float(-centre_cam[2]), 0.1 * field_.extent)
 
 
@@ -402,7 +404,9 @@ def solve_pose(
         num_steps=config.num_steps, normals=False, background=background,
         chunk_rays=max(8192, config.rays),
     )
-    depth = torch.tensor([pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64)
+    depth = torch.tensor(
+        [pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64
+    )
     hypotheses = HypothesisSet.begin(start, depth, config)
     optimizer = torch.optim.Adam([hypotheses.xi], lr=config.lr)
     tolerance = (config.converge_trans * field_.extent, math.radians(config.converge_rot_deg))

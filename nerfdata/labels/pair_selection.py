@@ -84,7 +84,7 @@ def covisibility(
     on a slanted surface differs from the point's own depth by up to the slope over half a pixel.
     """
     shares = np.eye(len(cameras))
-    for a, (camera, depth) in enumerate(zip(cameras, depths)):
+    for a, (camera, depth) in enumerate(zip(cameras, depths, strict=True)):
         points = surface_points(camera, depth, points_per_view)
         for b in range(len(cameras)):
             if b != a:

@@ -71,7 +71,8 @@ def median_crossing(
 
 
 def distortion_loss(
-    ray_indices: Tensor, t_start: Float[Tensor, " m"], t_end: Float[Tensor, " m"], weights: Float[Tensor, " m"], num_rays: int
+    ray_indices: Tensor, t_start: Float[Tensor, " m"], t_end: Float[Tensor, " m"], weights: Float[Tensor, " m"],
+    num_rays: int,
 ) -> Float[Tensor, " num_rays"]:
     """Mip-NeRF 360's distortion loss per ray, for packed samples.
 

@@ -24,7 +24,8 @@ from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import RigConfig, SceneRecipe
 from nerfdata.writers.layers import LAYERS, write_view_layers
-from nerfdata.writers.manifest import CONVENTIONS, config_hash, prepare_output_folder, write_manifest
+from nerfdata.writers.manifest import CONVENTIONS, config_hash, write_manifest
+from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.transforms import FrameRecord, write_transforms
 
 __all__ = ["rig_cameras", "scene_cameras", "write_scene_dataset"]
@@ -38,7 +39,8 @@ def rig_cameras(rig: RigConfig, count: int, generator: torch.Generator) -> list[
     az = azimuth[0] + u[:, 0] * (azimuth[1] - azimuth[0])
     el = torch.asin(sin_elevation[0] + u[:, 1] * (sin_elevation[1] - sin_elevation[0]))
     target = torch.tensor(rig.target, dtype=torch.float64)
-    eye = target + rig.radius * torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
+    direction = torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
+    eye = target + rig.radius * direction
     up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(eye)
     intrinsics = Intrinsics.from_fov(rig.width, rig.height, rig.fov_deg)
     return [Camera(c2w.float(), intrinsics) for c2w in look_at_c2w_opengl(eye, target.expand_as(eye), up)]
@@ -51,12 +53,19 @@ def scene_cameras(recipe: SceneRecipe) -> dict[str, list[Camera]]:
     return {"train": train, "test": rig_cameras(recipe.rig, recipe.rig.test_views, generator)}
 
 
-def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = False, show_progress: bool = False) -> Path:
+def write_scene_dataset(
+    recipe: SceneRecipe, out: str | Path, overwrite: bool = False, show_progress: bool = False
+) -> Path:
     """Render every train and test view of ``recipe`` exactly and write the dataset to ``out``."""
     out = Path(out)
     resolved = to_dict(recipe)
     job_hash = config_hash({"scene": resolved})
-    prepare_output_folder(out, job_hash, overwrite)
+    with claim_output_folder(out, job_hash, overwrite):
+        _write_scene(recipe, out, resolved, job_hash, show_progress)
+    return out
+
+
+def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, show_progress: bool) -> None:
     meshes = build_meshes(recipe)
     caster = MeshRaycaster(meshes)
     splits = scene_cameras(recipe)
@@ -68,6 +77,7 @@ def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = 
         "conventions": CONVENTIONS,
         "layers": {name: spec for name, spec in LAYERS.items()},
         "views": [],
+        "files": ["mesh.ply", "transforms.json"],
     }
     write_manifest(out, manifest)
     frames: list[FrameRecord] = []
@@ -98,5 +108,4 @@ def write_scene_dataset(recipe: SceneRecipe, out: str | Path, overwrite: bool = 
     manifest["complete"] = True
     manifest["mesh"] = {"file": "mesh.ply", "vertices": int(sum(len(m.vertices) for m in meshes.meshes))}
     write_manifest(out, manifest)
-    return out
 

@@ -88,7 +88,7 @@ class MeshRaycaster:
         self._faces: list[np.ndarray] = []
         self._colors: list[np.ndarray] = []
         self._vertex_normals: list[np.ndarray] | None = [] if smooth_normals else None
-        for mesh, mesh_colors in zip(meshes, colors):
+        for mesh, mesh_colors in zip(meshes, colors, strict=True):
             geometry_id = self._scene.add_triangles(
                 o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
                 o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.uint32)),

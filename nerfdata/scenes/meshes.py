@@ -32,7 +32,7 @@ class SceneMeshes:
     def combined(self) -> trimesh.Trimesh:
         """All objects in one mesh, with 8-bit vertex colours (for export)."""
         parts = []
-        for mesh, colors in zip(self.meshes, self.colors):
+        for mesh, colors in zip(self.meshes, self.colors, strict=True):
             part = mesh.copy()
             part.visual = trimesh.visual.ColorVisuals(part, vertex_colors=np.round(colors * 255).astype(np.uint8))
             parts.append(part)
@@ -69,7 +69,9 @@ def _shape(config: ObjectConfig) -> trimesh.Trimesh:
         mesh.apply_translation([0.0, 0.0, -config.height / 2])
         return mesh.apply_transform(y_up)
     if config.shape == "torus":
-        return trimesh.creation.torus(config.radius, config.thickness, major_sections=96, minor_sections=32, transform=y_up)
+        return trimesh.creation.torus(
+            config.radius, config.thickness, major_sections=96, minor_sections=32, transform=y_up
+        )
     return _cup(config.radius, config.height, config.thickness)
 
 
@@ -97,7 +99,7 @@ def object_mesh(config: ObjectConfig) -> tuple[trimesh.Trimesh, np.ndarray]:
 
 def build_meshes(recipe: SceneRecipe) -> SceneMeshes:
     """Build every object of ``recipe`` and the scene box around them."""
-    meshes, colors = zip(*(object_mesh(obj) for obj in recipe.objects))
+    meshes, colors = zip(*(object_mesh(obj) for obj in recipe.objects), strict=True)
     bounds = np.array([np.min([m.bounds[0] for m in meshes], axis=0), np.max([m.bounds[1] for m in meshes], axis=0)])
     margin = recipe.aabb_margin * float(np.linalg.norm(bounds[1] - bounds[0]))
     aabb = np.array([bounds[0] - margin, bounds[1] + margin])

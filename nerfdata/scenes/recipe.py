@@ -85,7 +85,9 @@ class RigConfig:
             raise ConfigError(f"rig: radius must be positive, got {self.radius}")
         low, high = self.elevation_deg
         if not -90.0 <= low < high <= 90.0:
-            raise ConfigError(f"rig: elevation_deg must be an increasing range within [-90, 90], got {self.elevation_deg}")
+            raise ConfigError(
+                f"rig: elevation_deg must be an increasing range within [-90, 90], got {self.elevation_deg}"
+            )
         if not self.azimuth_deg[0] < self.azimuth_deg[1]:
             raise ConfigError(f"rig: azimuth_deg must be an increasing range, got {self.azimuth_deg}")
 

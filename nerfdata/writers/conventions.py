@@ -27,7 +27,10 @@ STATEMENTS: dict[str, str] = {
     "poses": f"camera-to-world 4x4 (gt_c2w, init_c2w), {_OPENGL_AXES}, world frame and units of the field",
     "K": f"3x3 pinhole intrinsics in pixels, {_PIXEL_CENTRES}",
     "image": "path relative to the targets root (the folder holding inerf/)",
-    "perturbation": "start pose = ground truth rotated (world frame) about pivot, the point on its optical axis at the median depth it sees, then its centre shifted by trans_perturb (world units)",
+    "perturbation": (
+        "start pose = ground truth rotated (world frame) about pivot, the point on its optical axis at the median "
+        "depth it sees, then its centre shifted by trans_perturb (world units)"
+    ),
     "rot_perturb_deg": "geodesic angle between the start and ground-truth rotations, degrees",
     # BOP scenes and models (inerf targets, render jobs with formats: [bop]).
     "bop_cam_K": (

@@ -66,7 +66,8 @@ def component_areas(mesh: trimesh.Trimesh) -> tuple[Int[np.ndarray, " f"], Float
     """Connected-component label of every face (faces sharing an edge are connected), and each component's area.
 
     Example:
-        >>> two = trimesh.util.concatenate([trimesh.creation.box(), trimesh.creation.box().apply_translation([3, 0, 0])])
+        >>> shifted = trimesh.creation.box().apply_translation([3, 0, 0])
+        >>> two = trimesh.util.concatenate([trimesh.creation.box(), shifted])
         >>> labels, areas = component_areas(two)
         >>> len(areas), areas.round(3).tolist()
         (2, [6.0, 6.0])
@@ -80,7 +81,8 @@ def remove_small_components(mesh: trimesh.Trimesh, fraction: float) -> trimesh.T
     """A copy of ``mesh`` without components whose area is below ``fraction`` of the largest one's.
 
     Example:
-        >>> big, small = trimesh.creation.box(), trimesh.creation.box(extents=(0.1, 0.1, 0.1)).apply_translation([3, 0, 0])
+        >>> big = trimesh.creation.box()
+        >>> small = trimesh.creation.box(extents=(0.1, 0.1, 0.1)).apply_translation([3, 0, 0])
         >>> len(remove_small_components(trimesh.util.concatenate([big, small]), 0.01).faces)
         12
     """
@@ -99,7 +101,8 @@ def fill_small_holes(mesh: trimesh.Trimesh, max_radius: float) -> trimesh.Trimes
     import open3d as o3d  # heavy; only imported when asked to fill holes
 
     source = o3d.t.geometry.TriangleMesh(
-        o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float64)), o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.int64))
+        o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float64)),
+        o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.int64)),
     )
     filled = source.fill_holes(hole_size=float(max_radius))
     result = trimesh.Trimesh(filled.vertex.positions.numpy(), filled.triangle.indices.numpy(), process=True)

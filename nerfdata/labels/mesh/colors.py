@@ -22,13 +22,16 @@ def vertex_colors(
 
     Example:
         >>> from nerfdata.fields.analytic import AnalyticField, Material, Sphere
-        >>> field = AnalyticField([Sphere((0.0, 0.0, 0.0), 0.5, Material((0.2, 0.4, 0.6), "solid"))], [[-1] * 3, [1] * 3])
+        >>> sphere = Sphere((0.0, 0.0, 0.0), 0.5, Material((0.2, 0.4, 0.6), "solid"))
+        >>> field = AnalyticField([sphere], [[-1] * 3, [1] * 3])
         >>> vertex_colors(field, np.array([[0.5, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0]])).round(2).tolist()
         [[0.2, 0.4, 0.6]]
     """
     device = field_.aabb.device
     positions = torch.tensor(np.asarray(vertices), dtype=torch.float32, device=device)
-    directions = -torch.nn.functional.normalize(torch.tensor(np.asarray(normals), dtype=torch.float32, device=device), dim=-1)
-    parts = [field_.query(p, d)[1] for p, d in zip(positions.split(chunk_points), directions.split(chunk_points))]
+    outward = torch.tensor(np.asarray(normals), dtype=torch.float32, device=device)
+    directions = -torch.nn.functional.normalize(outward, dim=-1)
+    chunks = zip(positions.split(chunk_points), directions.split(chunk_points), strict=True)
+    parts = [field_.query(p, d)[1] for p, d in chunks]
     rgb = torch.cat(parts) if parts else torch.zeros(0, 3, device=device)
     return rgb.clamp(0.0, 1.0).double().cpu().numpy()

@@ -44,7 +44,8 @@ class MeshConfig:
     resolution: int = 256
     """Grid cells along the longest side of ``bounds``; the other sides get cells of the same size."""
     threshold: float | Literal["auto"] | None = None
-    """Iso-level, density per scene unit; 'auto': where rendered rays become half opaque; None: 50 / longest box side."""
+    """Iso-level, density per scene unit; 'auto': where rendered rays become half opaque; None: 50 / longest
+    box side."""
     bounds: tuple[Vec3, Vec3] | None = None
     """World-frame ``[min xyz, max xyz]`` to mesh; None: the field's box."""
     smoothing: float = 1.0
@@ -65,7 +66,7 @@ class MeshConfig:
             raise ConfigError(f"mesh threshold must be a number, 'auto' or None, got {self.threshold!r}")
         if isinstance(self.threshold, (int, float)) and not (math.isfinite(self.threshold) and self.threshold > 0):
             raise ConfigError(f"mesh threshold must be a positive density, got {self.threshold}")
-        if self.bounds is not None and not all(hi > lo for lo, hi in zip(*self.bounds)):
+        if self.bounds is not None and not all(hi > lo for lo, hi in zip(*self.bounds, strict=True)):
             raise ConfigError(f"mesh bounds must be [[min x, y, z], [max x, y, z]] with max > min, got {self.bounds}")
         if self.refine_steps < 0:
             raise ConfigError(f"mesh refine_steps must be >= 0, got {self.refine_steps}")
@@ -73,7 +74,8 @@ class MeshConfig:
             raise ConfigError(f"mesh smoothing must be >= 0 (grid cells), got {self.smoothing}")
         if self.refine_steps > 0 and self.smoothing > 0:
             raise ConfigError(
-                "mesh refine_steps needs smoothing = 0: refinement places vertices on the raw field, undoing the smoothing"
+                "mesh refine_steps needs smoothing = 0: refinement places vertices on the raw field, "
+                "undoing the smoothing"
             )
         if self.block_size < 2:
             raise ConfigError(f"mesh block_size must be >= 2, got {self.block_size}")
@@ -99,7 +101,9 @@ class ExtractedMesh:
     """Wall time of each stage: threshold, grid, marching_cubes, cleanup, colors."""
 
 
-def _level_set_fn(field_: Field, occupancy: OccupancyGrid | None, level: float, clip: float) -> Callable[[Tensor], Tensor]:
+def _level_set_fn(
+    field_: Field, occupancy: OccupancyGrid | None, level: float, clip: float
+) -> Callable[[Tensor], Tensor]:
     """The unsmoothed level set at CPU points, as the grid holds it (zero density in empty cells)."""
     device = field_.aabb.device
 

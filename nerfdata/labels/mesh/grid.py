@@ -29,7 +29,9 @@ _GRID_BYTES_PER_POINT = 4
 _MESH_BYTES_PER_FACE = 960
 
 
-def grid_spacing(bounds: Float[np.ndarray, "2 3"], resolution: int) -> tuple[tuple[int, int, int], Float[np.ndarray, "3"]]:
+def grid_spacing(
+    bounds: Float[np.ndarray, "2 3"], resolution: int
+) -> tuple[tuple[int, int, int], Float[np.ndarray, "3"]]:
     """Lattice points per axis and the spacing between them for ``resolution`` cells on the longest side.
 
     Shorter sides get ``round(side / cell)`` cells (at least one), stretched to end exactly on
@@ -78,7 +80,11 @@ def _blocks(shape: tuple[int, int, int], size: int) -> Iterator[tuple[slice, sli
     for i in range(0, shape[0], size):
         for j in range(0, shape[1], size):
             for k in range(0, shape[2], size):
-                yield slice(i, min(i + size, shape[0])), slice(j, min(j + size, shape[1])), slice(k, min(k + size, shape[2]))
+                yield (
+                    slice(i, min(i + size, shape[0])),
+                    slice(j, min(j + size, shape[1])),
+                    slice(k, min(k + size, shape[2])),
+                )
 
 
 def _block_may_be_occupied(mask: Tensor, occupancy: OccupancyGrid, lo: Tensor, hi: Tensor) -> bool:
@@ -127,7 +133,10 @@ def density_grid(
             continue
         points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3).to(device, torch.float32)
         density = torch.zeros(len(points), dtype=torch.float32, device=device)
-        index = occupancy.occupied(points).nonzero()[:, 0] if occupancy is not None else torch.arange(len(points), device=device)
+        if occupancy is not None:
+            index = occupancy.occupied(points).nonzero()[:, 0]
+        else:
+            index = torch.arange(len(points), device=device)
         for chunk in index.split(chunk_points):
             density[chunk] = field_.density(points[chunk]).float()
         evaluated += len(index)

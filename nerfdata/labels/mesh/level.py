@@ -121,7 +121,9 @@ def auto_threshold(
     return float(densities.double().median())
 
 
-def resolve_threshold(field_: Field, threshold: float | Literal["auto"] | None, occupancy: OccupancyGrid | None) -> float:
+def resolve_threshold(
+    field_: Field, threshold: float | Literal["auto"] | None, occupancy: OccupancyGrid | None
+) -> float:
     """The iso-level a :class:`MeshConfig` ``threshold`` stands for (density per scene unit)."""
     if threshold is None:
         return default_threshold(field_)
