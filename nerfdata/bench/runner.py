@@ -21,6 +21,7 @@ from nerfdata.bench.nerfstudio import (
 )
 from nerfdata.bench.quality import scene_quality
 from nerfdata.bench.shipped import RESULTS, SCENES, shipped_scenes
+from nerfdata.labels.view_labels import LabelsConfig
 from nerfdata.version import __version__
 
 __all__ = ["run_benchmarks"]
@@ -58,18 +59,34 @@ def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
 
 def quality_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="shipped fields against exact ground truth (test views)")
-    for column in (
-        "scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (gradient)", "normals (depth)", "mask IoU", "size"
-    ):
+    for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (default)", "mask IoU", "size"):
         table.add_column(column, justify="left" if column == "scene" else "right")
     for row in rows:
         metres = f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else ""
         mae = f"{row['depth_mae']:.4f}" + metres
+        default = row["normals"].get(LabelsConfig().normals)
+        normals = f"{default['mean_deg']:.1f} deg" if default else "-"
         table.add_row(
             row["scene"], str(row["views"]), f"{row['psnr']:.2f} dB", mae, f"{100 * row['depth_rel']:.2f}%",
-            f"{row['normal_deg']:.1f} deg", f"{row['normal_depth_deg']:.1f} deg", f"{row['mask_iou']:.4f}",
-            f"{row['field_mb']:.1f} MB",
+            normals, f"{row['mask_iou']:.4f}", f"{row['field_mb']:.1f} MB",
         )
+    return table
+
+
+def normals_table(rows: list[dict[str, Any]]) -> Table:
+    """Per scene and normals mode: the angle to the true normal on surface pixels, and its cost."""
+    table = Table(title="normals against exact ground truth (surface pixels of the test views; default first)")
+    for column in ("scene", "normals", "mean", "median", "under 5 deg", "s / view"):
+        table.add_column(column, justify="left" if column in ("scene", "normals") else "right")
+    for row in rows:
+        for mode, figures in row["normals"].items():
+            label = mode
+            if mode == "mesh":
+                label = f"labels.geometry: mesh ({figures['extraction_seconds']:.0f} s to extract)"
+            table.add_row(
+                row["scene"], label, f"{figures['mean_deg']:.1f} deg", f"{figures['median_deg']:.1f} deg",
+                f"{100 * figures['under_5_deg']:.0f}%", f"{figures['seconds_per_view']:.2f}",
+            )
     return table
 
 
@@ -124,6 +141,7 @@ def run_benchmarks(
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
+        console.print(normals_table(quality_rows))
     mesh_resolution = 128 if quick else 256
     mesh_rows = [mesh_quality(scene, mesh_resolution) for scene in scenes]
     if (analytic_demo / "field.json").exists():

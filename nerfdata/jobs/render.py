@@ -35,6 +35,7 @@ from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.jobs.bop import BopConfig, BopExport, bop_export_files, meters_per_unit_of
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
+from nerfdata.labels.normals import FIELD_PASS_MODES, render_field_normals
 from nerfdata.labels.objects import ObjectConfig, check_objects
 from nerfdata.labels.view_labels import LabelsConfig, OutputName, label_arrays, label_sources, view_labels
 from nerfdata.memory import check_view_memory
@@ -257,6 +258,7 @@ def _render_into(
     volume = config.labels.geometry != "mesh"
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and volume
     options = replace(config.render, normals=gradient_normals)
+    field_pass = "normals" in config.outputs and config.labels.normals in FIELD_PASS_MODES and volume
     manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,
@@ -299,7 +301,10 @@ def _render_into(
             else:
                 image = render_image(field_, camera, options, occupancy)
                 hits = caster.cast_rays(camera.rays()) if caster is not None else None
-                layers = view_labels(camera, image, config.labels, config.outputs, hits)
+                normals = None
+                if field_pass:  # normals that query the field again, at this view's samples
+                    normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy).numpy()
+                layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
                 if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
                     layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
                 rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format

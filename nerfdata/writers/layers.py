@@ -7,8 +7,8 @@ depth as float32 ``.npy`` and as uint16 PNG (``depth_png``), normals as ``.npy``
 preview (``normals_png``); RGB is a PNG or, on request, a linear-light EXR.
 
 Values are checked before anything of a view is written: NaN or infinity anywhere, RGB outside
-``[0, 1]`` beyond float rounding, confidence outside ``[0, 1]``, negative depth or range, normals that
-are neither zero (no surface) nor unit length, object ids that do not fit uint16. A bad value is a
+``[0, 1]`` beyond float rounding, confidence or normal confidence outside ``[0, 1]``, negative depth or
+range, normals that are neither zero (no surface) nor unit length, object ids that do not fit uint16. A bad value is a
 :class:`~nerfdata.errors.NerfDataError` naming the layer and the file, never a silently clipped file.
 The encodings' documented limits stay: depth beyond 65.535 units is 0 in the uint16 PNG.
 
@@ -206,7 +206,8 @@ LAYER_WRITERS: tuple[LayerWriter, ...] = (
     ),
     LayerWriter(
         "normals", "normals/{index:05d}.npy", "float32", "unit length", "world",
-        "NumPy .npy (H, W, 3); zero where no surface", _float32, _unit_or_zero,
+        "NumPy .npy (H, W, 3); zero where no surface (or no normal could be formed there)", _float32,
+        _unit_or_zero,
     ),
     LayerWriter(
         "normals_png", "normals/{index:05d}.png", "uint8", "(n+1)/2", "camera (OpenCV axes)", "PNG preview",
@@ -239,8 +240,15 @@ LAYER_WRITERS: tuple[LayerWriter, ...] = (
         "NumPy .npy; accumulation * exp(-(spread / (tolerance * range))^2 / 2)", _float32, _within(0.0, 1.0),
     ),
     LayerWriter(
+        "normal_confidence", "normal_confidence/{index:05d}.npy", "float32", "0..1", "image",
+        "NumPy .npy; trust in the normal from the local depth fit: "
+        "support^2 * exp(-(residual / normal_tolerance)^2 / 2) (low at depth edges, steps and creases); 0 = no normal",
+        _float32, _within(0.0, 1.0),
+    ),
+    LayerWriter(
         "valid", "valid/{index:05d}.png", "uint8", "255 = trusted, 0 = drop", "image",
-        "PNG; mask and confidence >= confidence_threshold", _flags_png, _boolean,
+        "PNG; mask and confidence >= confidence_threshold (and, with normals, normal_confidence >= "
+        "normal_confidence_threshold)", _flags_png, _boolean,
     ),
 )
 """Every file a view can have, in the order a view's files are written and listed in its manifest entry."""
@@ -278,7 +286,7 @@ def layer_specs(
 
 
 LAYERS = layer_specs(
-    ("rgb", "depth", "normals", "mask", "range", "confidence", "valid", "depth_modes", "object_id")
+    ("rgb", "depth", "normals", "mask", "range", "confidence", "normal_confidence", "valid", "depth_modes", "object_id")
 )
 """The description of every layer (RGB as PNG), as a dataset that lists them all states it."""
 
@@ -300,7 +308,8 @@ def write_view_layers(
         rgb_format: ``png`` (8-bit) or ``exr`` (linear light) for ``rgb``.
         arrays: The view's arrays by name: ``rgb (h, w, 3)`` in ``[0, 1]``, ``depth``, ``range`` (h, w)
             and ``normals (h, w, 3)`` already zero where there is no surface, ``mask``, ``valid``
-            (bool), ``confidence (h, w)``, ``depth_modes (h, w, k, 2)``, ``object_id`` (integers).
+            (bool), ``confidence`` and ``normal_confidence (h, w)``, ``depth_modes (h, w, k, 2)``,
+            ``object_id`` (integers).
 
     Raises:
         NerfDataError: a value out of range, naming the layer and file; no file of the view is written.
