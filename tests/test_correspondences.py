@@ -12,14 +12,13 @@ import pytest
 import torch
 
 from nerfdata.bench.correspondences import true_matches
-from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.analytic import AnalyticField, Box, Sphere
 from nerfdata.jobs.correspond import CorrespondJobConfig, run_correspond
 from nerfdata.jobs.render import CameraConfig, RenderJobConfig, run_render
 from nerfdata.labels.correspondences import correspondence_folder, load_pairs, read_pair, sample_at
-from nerfdata.labels.matching import MatchConfig, match_pixels, project_points
 from nerfdata.labels.depth_modes import render_depth_modes
+from nerfdata.labels.matching import MatchConfig, match_pixels, project_points
 from nerfdata.labels.pair_selection import choose_pairs
 from nerfdata.poses import OrbitConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions

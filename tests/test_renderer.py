@@ -133,8 +133,8 @@ def test_early_termination_stops_inside_the_surface():
 
 
 def test_renders_are_differentiable_in_the_field(scene, cameras):
-    from nerfdata.fields.ngp import NGPField, NGPFieldConfig
     from nerfdata.encoders.hashgrid import HashGridConfig
+    from nerfdata.fields.ngp import NGPField, NGPFieldConfig
 
     field = NGPField(NGPFieldConfig(aabb=((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)), hash_grid=HashGridConfig(num_levels=4, log2_hashmap_size=12)))
     rays = cameras[0].rays()[::50]
@@ -207,7 +207,7 @@ def test_fast_marcher_gradients_match_reference(cameras, min_transmittance, marc
     for name, expected in reference.items():
         scale = expected.abs().max()
         assert scale > 0, name
-        message = lambda m, name=name: f"{name}: {m}"  # noqa: E731
+        message = lambda m, name=name: f"{name}: {m}"
         torch.testing.assert_close(fast[name], expected, rtol=1e-4, atol=atol * float(scale), msg=message)
 
 

@@ -452,7 +452,7 @@ def render_field_normals(
     field_: Field,
     camera: Camera,
     mode: NormalMode,
-    options: RenderOptions = RenderOptions(),  # noqa: B008 (frozen: a shared default is safe)
+    options: RenderOptions = RenderOptions(),  # frozen: a shared default is safe
     occupancy: OccupancyGrid | None = None,
     cells: float | None = None,
 ) -> Float[Tensor, "h w 3"]:

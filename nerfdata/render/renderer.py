@@ -376,7 +376,7 @@ def render_rays_reference(field_: Field, rays: Rays, options: RenderOptions = Re
     return _render_chunked(rays, options, lambda chunk: _reference_chunk(field_, chunk, options))
 
 
-def _render_chunked(rays: Rays, options: RenderOptions, render_chunk) -> RayOutputs:  # noqa: ANN001
+def _render_chunked(rays: Rays, options: RenderOptions, render_chunk) -> RayOutputs:
     offsets = list(range(0, max(len(rays), 1), options.chunk_rays))
     parts = [render_chunk(rays[o : o + options.chunk_rays]) for o in offsets]
     return parts[0] if len(parts) == 1 else _concat_outputs(parts, offsets)

@@ -48,7 +48,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], int]:
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (torch raises many types: UnpicklingError, RuntimeError, EOFError...)
+    except Exception as error:  # torch raises many types: UnpicklingError, RuntimeError, EOFError...
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: cannot be loaded as weights only ({first[:300]})") from None
     if not isinstance(state, dict) or not isinstance(state.get("pipeline"), dict):

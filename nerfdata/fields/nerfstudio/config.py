@@ -55,7 +55,7 @@ def read_nerfstudio_config(config_path: str | Path) -> Any:
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: no such nerfstudio config file")
     try:
-        config = yaml.load(config_path.read_text(), Loader=_config_loader())  # noqa: S506 (restricted loader)
+        config = yaml.load(config_path.read_text(), Loader=_config_loader())  # a restricted loader
     except (yaml.YAMLError, ImportError, AttributeError, UnicodeDecodeError) as error:
         detail = getattr(error, "problem", None) or str(error).strip().splitlines()[0] or type(error).__name__
         raise CheckpointError(f"{config_path}: not a readable nerfstudio config ({detail})") from None
