@@ -117,7 +117,7 @@ def test_missing_files_and_bad_descriptions(ngp_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="nowhere: no such file or folder"):
         load_checkpoint(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="field.json: checkpoint description not found"):
+    with pytest.raises(CheckpointError, match=r"field\.json: checkpoint description not found"):
         load_checkpoint(tmp_path / "empty")
     (tmp_path / "weights.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="not a checkpoint"):

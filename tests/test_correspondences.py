@@ -85,7 +85,7 @@ def test_weight_modes_split_at_gaps_and_deep_valleys_only():
     distance, weight = weight_modes(*samples, num_rays=4, k=2)
     torch.testing.assert_close(weight, torch.tensor([[1.0, 0.2], [0.41, 0.3], [0.0, 0.0], [0.5, 0.3]]))
     mid = [x + step / 2 for x in t0]
-    bump = sum(m * x for m, x in zip(mid[:5], w[:5])) / 1.0
+    bump = sum(m * x for m, x in zip(mid[:5], w[:5], strict=True)) / 1.0
     torch.testing.assert_close(distance[0], torch.tensor([bump, 3.1]))
     torch.testing.assert_close(distance[3], torch.tensor([2.05, 3.05]))
 
@@ -267,9 +267,9 @@ def test_reader_yields_the_documented_shapes(export):
 def test_bad_inputs_give_one_clear_line(dataset, export, tmp_path):
     with pytest.raises(NerfDataError, match=r"pairs\.json: pair index 7 out of range"):
         read_pair(export, 7)
-    with pytest.raises(NerfDataError, match="no correspondences/pairs.json"):
+    with pytest.raises(NerfDataError, match=r"no correspondences/pairs\.json"):
         correspondence_folder(tmp_path)
-    with pytest.raises(NerfDataError, match="no transforms.json"):
+    with pytest.raises(NerfDataError, match=r"no transforms\.json"):
         run_correspond(job(tmp_path), show_progress=False)
     no_depth = tmp_path / "no_depth"
     shutil.copytree(dataset, no_depth, ignore=shutil.ignore_patterns("correspondences"))

@@ -262,7 +262,7 @@ def test_solve_job_writes_results(targets_dir, tmp_path):
     solved = [r["success"] for r in results["targets"]]
     assert results["success_rate"] == sum(solved) / len(solved) and results["criteria"]["rot_deg"] == 5.0
     _, targets = read_targets(targets_dir)
-    for record, target in zip(results["targets"], targets):
+    for record, target in zip(results["targets"], targets, strict=True):
         assert set(record) >= {"id", "est_c2w", "rot_err_deg", "trans_err", "iters", "seconds"}
         assert len(record["start_c2w"]) == 3 and record["start_c2w"][0] == target.init_c2w.tolist()
         validate_c2w(torch.tensor(record["est_c2w"]))
@@ -330,7 +330,7 @@ def test_bad_input_gives_clear_errors(targets_dir, tmp_path):
     shutil.copytree(targets_dir, broken)
     document = json.loads((broken / "inerf/targets.json").read_text())
     (broken / document["targets"][1]["image"]).unlink()
-    with pytest.raises(NerfDataError, match="target 1: image .* is missing"):
+    with pytest.raises(NerfDataError, match=r"target 1: image .* is missing"):
         read_targets(broken)
     scaled = json.loads(json.dumps(document))
     scaled["targets"][0]["gt_c2w"][0][0] *= 2.0

@@ -237,5 +237,5 @@ def test_mesh_labels_extract_a_mesh_into_the_dataset(tmp_path, monkeypatch):
     from nerfdata.atomic import sha256_file
 
     assert sha256_file(out / "mesh.ply") == manifest["mesh"]["sha256"]
-    with pytest.raises(ConfigError, match="labels.mesh is only used with labels.geometry: mesh"):
+    with pytest.raises(ConfigError, match=r"labels\.mesh is only used with labels\.geometry: mesh"):
         LabelsConfig(mesh=out / "mesh.ply")

@@ -1,5 +1,6 @@
 """Pose samplers: geometry each one promises, seeds, and composition into a job's view list."""
 
+import itertools
 import math
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_orbit_is_a_circle_at_fixed_elevation_looking_at_the_target():
         assert _looks_at(view.c2w_opengl, TARGET)
         assert view.c2w_opengl[:3, 0][1].abs() < 1e-5  # no roll: the x axis stays horizontal
     azimuths = [math.atan2(v.c2w_opengl[0, 3] - TARGET[0], v.c2w_opengl[2, 3] - TARGET[2]) for v in views]
-    steps = [(b - a) % (2 * math.pi) for a, b in zip(azimuths, azimuths[1:])]
+    steps = [(b - a) % (2 * math.pi) for a, b in itertools.pairwise(azimuths)]
     assert steps == pytest.approx([2 * math.pi / 8] * 7, abs=1e-5)
 
 
@@ -80,14 +81,14 @@ def test_spiral_sweeps_its_elevation_range():
     views = sample_views((SamplerConfig(spiral=SpiralConfig(count=11, radius=2.0, elevation_deg=(10.0, 60.0), turns=1.5)),), 0, _no_files)
     heights = [math.degrees(math.asin(float(v.c2w_opengl[1, 3]) / 2.0)) for v in views]
     assert heights[0] == pytest.approx(10.0, abs=1e-3) and heights[-1] == pytest.approx(60.0, abs=1e-3)
-    assert all(b > a for a, b in zip(heights, heights[1:]))
+    assert all(b > a for a, b in itertools.pairwise(heights))
 
 
 def test_roll_jitter_rolls_about_the_optical_axis_within_its_bound():
     plain = sample_views((SamplerConfig(orbit=OrbitConfig(count=16)),), 0, _no_files)
     rolled = sample_views((SamplerConfig(orbit=OrbitConfig(count=16, roll_jitter_deg=10.0)),), 0, _no_files)
     angles = []
-    for a, b in zip(plain, rolled):
+    for a, b in zip(plain, rolled, strict=True):
         torch.testing.assert_close(a.c2w_opengl[:3, 3], b.c2w_opengl[:3, 3])
         torch.testing.assert_close(a.c2w_opengl[:3, 2], b.c2w_opengl[:3, 2], atol=1e-5, rtol=0)
         angles.append(_angle_deg(a.c2w_opengl[:3, :3], b.c2w_opengl[:3, :3]))
@@ -113,7 +114,7 @@ def test_path_passes_through_its_keyframes():
     keys = (Keyframe((2.0, 0.5, 0.0)), Keyframe((0.0, 0.5, 2.0)), Keyframe((-2.0, 1.0, 0.0), target=TARGET))
     views = sample_views((SamplerConfig(path=PathConfig(count=9, keyframes=keys)),), 0, _no_files)
     assert len(views) == 9
-    for k, index in zip(keys, (0, 4, 8)):
+    for k, index in zip(keys, (0, 4, 8), strict=True):
         torch.testing.assert_close(views[index].c2w_opengl[:3, 3], torch.tensor(k.eye))
         assert _looks_at(views[index].c2w_opengl, k.target)
     for view in views:
@@ -132,12 +133,12 @@ def test_file_sampler_keeps_order_and_intrinsics():
 def test_seeds_fix_the_views_and_samplers_draw_independently():
     shell = SamplerConfig(shell=ShellConfig(count=5))
     first = sample_views((shell,), 1, _no_files)
-    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, sample_views((shell,), 1, _no_files)))
+    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, sample_views((shell,), 1, _no_files), strict=True))
     assert not torch.equal(first[0].c2w_opengl, sample_views((shell,), 2, _no_files)[0].c2w_opengl)
     # Adding a sampler after another does not change the views the first one draws.
     composed = sample_views((shell, SamplerConfig(orbit=OrbitConfig(count=3))), 1, _no_files)
     assert len(composed) == 8 and [v.label for v in composed[4:6]] == ["shell[4]", "orbit[0]"]
-    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, composed))
+    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, composed[:5], strict=True))
 
 
 @pytest.mark.parametrize(

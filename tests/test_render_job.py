@@ -223,7 +223,7 @@ def test_poses_file_is_rendered_in_order_with_its_intrinsics(tmp_path, dataset):
     out = run_render(job(tmp_path / "out", views=(SamplerConfig(file=FileConfig(tmp_path / "poses.json")),)), show_progress=False)
     frames = read_transforms(out).frames
     assert [f.camera.intrinsics for f in frames] == [r.camera.intrinsics for r in reordered]
-    for frame, record in zip(frames, reordered):
+    for frame, record in zip(frames, reordered, strict=True):
         torch.testing.assert_close(frame.camera.c2w_opengl, record.camera.c2w_opengl)
     assert iio.imread(out / "images/00000.png").shape == (16, 20, 3)
     # The same pose at the same size renders the same image as the orbit job did.
@@ -262,7 +262,7 @@ def test_random_focal_length_stays_in_range_and_perturbed_views_keep_source_intr
 
 
 def test_zero_views_and_unreadable_poses_are_refused(tmp_path):
-    with pytest.raises(NerfDataError, match="missing.json: not found"):
+    with pytest.raises(NerfDataError, match=r"missing\.json: not found"):
         run_render(job(tmp_path / "o", views=(SamplerConfig(file=FileConfig(tmp_path / "missing.json")),)), show_progress=False)
     assert not (tmp_path / "o" / "manifest.json").exists()
 

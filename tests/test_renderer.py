@@ -26,7 +26,7 @@ def renders(scene, cameras, occupancy):
 
 def test_renders_match_exact_ground_truth(scene, cameras, renders):
     extent = scene.extent
-    for camera, image in zip(cameras, renders):
+    for camera, image in zip(cameras, renders, strict=True):
         rays = camera.rays()
         truth = scene.trace(rays.origins, rays.directions)
         mask = image.accumulation.reshape(-1) > 0.5
@@ -48,7 +48,7 @@ def test_z_depth_and_range_are_related_by_the_ray_angle(cameras, renders):
 
 
 def test_occupancy_grid_never_drops_a_surface(scene, cameras, renders):
-    for camera, skipped in zip(cameras, renders):
+    for camera, skipped in zip(cameras, renders, strict=True):
         dense = render_image(scene, camera, RenderOptions(), occupancy=None)
         assert (dense.rgb - skipped.rgb).abs().max() < 1e-3
         assert (dense.accumulation - skipped.accumulation).abs().max() < 1e-3
@@ -207,7 +207,7 @@ def test_fast_marcher_gradients_match_reference(cameras, min_transmittance, marc
     for name, expected in reference.items():
         scale = expected.abs().max()
         assert scale > 0, name
-        message = lambda m, name=name: f"{name}: {m}"
+        message = lambda m, name=name: f"{name}: {m}"  # noqa: E731
         torch.testing.assert_close(fast[name], expected, rtol=1e-4, atol=atol * float(scale), msg=message)
 
 

@@ -90,7 +90,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tiny_dataset, tmp_path, 
     monkeypatch.setattr(train_module, "save_field", real_save)
     resumed = run_train(config(tiny_dataset, tmp_path / "b", iters=40, resume=True), show_progress=False)
     a, b = load_checkpoint(uninterrupted.checkpoint).field, load_checkpoint(resumed.checkpoint).field
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
 
 
@@ -185,7 +185,7 @@ def test_mixed_image_sizes_need_per_frame_intrinsics(tiny_dataset, tmp_path):
 
     edit_transforms(folder, shared_intrinsics)
     for key in ("w", "h", "cx", "cy"):  # let the image sizes speak
-        edit_transforms(folder, lambda c: c.pop(key, None))
+        edit_transforms(folder, lambda c, key=key: c.pop(key, None))
     iio.imwrite(folder / "images/00004.png", np.zeros((40, 32, 3), np.uint8))
     with pytest.raises(NerfDataError, match="frame 4: image is 32x40, others are 32x32; images of different sizes need per-frame intrinsics"):
         read_transforms(folder)

@@ -6,6 +6,7 @@ output, so training behaves the same whether the scene is measured in metres or 
 MLPs have no biases, as in tiny-cuda-nn's fully fused networks.
 """
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -105,7 +106,7 @@ class NGPFieldConfig(NGPArchitecture):
 def _mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     dims = [in_dim] + [hidden_dim] * hidden_layers
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in itertools.pairwise(dims):
         layers += [nn.Linear(a, b, bias=False), nn.ReLU()]
     layers.append(nn.Linear(dims[-1], out_dim, bias=False))
     return nn.Sequential(*layers)

@@ -18,6 +18,7 @@ Nothing is ever guessed: a vector whose length does not match the layout is a
 :class:`~nerfdata.errors.CheckpointError`.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -130,7 +131,7 @@ def convert_tcnn_mlp(
     params = params.detach().float()
     widths = [_pad(in_dim)] + [hidden_dim] * num_hidden_layers + [_pad(out_dim)]
     matrices, offset = [], 0
-    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+    for fan_in, fan_out in itertools.pairwise(widths):
         matrices.append(params[offset : offset + fan_out * fan_in].view(fan_out, fan_in))
         offset += fan_out * fan_in
     first = matrices[0]

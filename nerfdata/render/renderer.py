@@ -336,7 +336,7 @@ def _concat_outputs(parts: list[RayOutputs], offsets: list[int]) -> RayOutputs:
     samples = None
     if parts[0].samples is not None:
         samples = RaySamples(
-            torch.cat([p.samples.ray_indices + o for p, o in zip(parts, offsets)]),
+            torch.cat([p.samples.ray_indices + o for p, o in zip(parts, offsets, strict=True)]),
             *(torch.cat([getattr(p.samples, f.name) for p in parts]) for f in fields(RaySamples)[1:]),
         )
     names = [f.name for f in fields(RayOutputs) if f.name != "samples"]

@@ -72,7 +72,7 @@ class DataparserTransform:
     def c2w_to_nerfstudio(self, c2w: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 3 4"]:
         """A camera-to-world pose (OpenGL axes, as nerfstudio's) in nerfstudio's frame, ``3 x 4``."""
         rotation = self.rotation.to(c2w) @ c2w[..., :3, :3]
-        centre = self.to_nerfstudio(c2w[..., :3, 3].reshape(-1, 3)).reshape(c2w.shape[:-2] + (3,))
+        centre = self.to_nerfstudio(c2w[..., :3, 3].reshape(-1, 3)).reshape(*c2w.shape[:-2], 3)
         return torch.cat([rotation, centre[..., None]], dim=-1)
 
     def to_dict(self) -> dict[str, Any]:
