@@ -243,7 +243,8 @@ def orbit_poses(config: OrbitConfig, generator: torch.Generator | None = None) -
         >>> orbit_poses(OrbitConfig(count=4, radius=2.0, elevation_deg=0.0))[0, :3, 3].tolist()
         [0.0, 0.0, 2.0]
     """
-    azimuth = torch.deg2rad(config.start_azimuth_deg + torch.arange(config.count, dtype=torch.float64) * (360.0 / config.count))
+    steps = torch.arange(config.count, dtype=torch.float64)
+    azimuth = torch.deg2rad(config.start_azimuth_deg + steps * (360.0 / config.count))
     elevation = torch.full_like(azimuth, math.radians(config.elevation_deg))
     target = torch.tensor(config.target, dtype=torch.float64)
     c2w = _look_at(target + _spherical(torch.full_like(azimuth, config.radius), azimuth, elevation), target)
@@ -279,7 +280,8 @@ def _perturb(c2w: Tensor, config: PerturbConfig, generator: torch.Generator) -> 
     n = len(source)
     angles = torch.deg2rad(torch.rand(n, generator=generator, dtype=torch.float64) * config.rotation_deg)
     rotation = axis_angle_matrix(_random_directions(n, generator), angles)
-    shift = _random_directions(n, generator) * (torch.rand(n, 1, generator=generator, dtype=torch.float64) * config.translation)
+    lengths = torch.rand(n, 1, generator=generator, dtype=torch.float64) * config.translation
+    shift = _random_directions(n, generator) * lengths
     perturbed = source.clone()
     perturbed[:, :3, :3] = rotation @ source[:, :3, :3]
     perturbed[:, :3, 3] = source[:, :3, 3] + shift

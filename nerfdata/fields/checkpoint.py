@@ -149,7 +149,9 @@ def save_field(
     if occupancy is not None:
         tensors[_OCCUPANCY_KEY] = occupancy.bits.cpu().contiguous()
     if training is not None:
-        tensors.update({_TRAINING_PREFIX + name: value.detach().cpu().contiguous() for name, value in training[0].items()})
+        tensors.update(
+            {_TRAINING_PREFIX + name: value.detach().cpu().contiguous() for name, value in training[0].items()}
+        )
     with atomic_path(staged) as tmp:
         # One metadata key: safetensors writes several in a random (hash map) order, and the same field
         # saved twice must give the same bytes, or its checksum would call it a new field.
@@ -219,7 +221,8 @@ def _read_description(json_path: Path) -> dict[str, Any]:
     version = description.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{json_path}: checkpoint format version {version!r} is not supported (this nerfdata reads {FORMAT_VERSION})"
+            f"{json_path}: checkpoint format version {version!r} is not supported "
+            f"(this nerfdata reads {FORMAT_VERSION})"
         )
     missing = [key for key in ("field_type", "config", "sha256") if key not in description]
     if missing:
@@ -313,7 +316,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{json_path}: invalid field config: {error}") from None
     header = _read_header(tensors_path)
     weights = {
-        name: value for name, value in header.items() if name != _OCCUPANCY_KEY and not name.startswith(_TRAINING_PREFIX)
+        name: value
+        for name, value in header.items()
+        if name != _OCCUPANCY_KEY and not name.startswith(_TRAINING_PREFIX)
     }
     check_state_dict(tensors_path, expected, weights, "the field described in its .json")
     occupancy_info = _occupancy_info(json_path, description, header.get(_OCCUPANCY_KEY))

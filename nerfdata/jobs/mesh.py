@@ -57,7 +57,9 @@ class MeshJobConfig:
         # Checked here so that a typo fails at once, not after minutes of extraction.
         suffix = Path(self.out).suffix
         if suffix.lower() not in MESH_FORMATS:
-            raise ConfigError(f"out: {self.out} has unknown mesh format {suffix!r}; use one of {', '.join(MESH_FORMATS)}")
+            raise ConfigError(
+                f"out: {self.out} has unknown mesh format {suffix!r}; use one of {', '.join(MESH_FORMATS)}"
+            )
 
 
 @dataclass

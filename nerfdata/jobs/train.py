@@ -97,7 +97,15 @@ class TrainJobConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("iters", "rays_per_batch", "num_steps", "occupancy_resolution", "occupancy_update_every", "checkpoint_every"):
+        counts = (
+            "iters",
+            "rays_per_batch",
+            "num_steps",
+            "occupancy_resolution",
+            "occupancy_update_every",
+            "checkpoint_every",
+        )
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train: {name} must be >= 1, got {getattr(self, name)}")
         if self.distortion_weight < 0:
@@ -238,7 +246,9 @@ def _start(config: TrainJobConfig, dataset: TransformsDataset, generator: torch.
 def _resume(config: TrainJobConfig, generator: torch.Generator) -> TrainState:
     saved_state = load_training_state(config.out)
     if saved_state is None:
-        raise NerfDataError(f"{config.out}: no training state to resume (the run is complete or was not saved by train)")
+        raise NerfDataError(
+            f"{config.out}: no training state to resume (the run is complete or was not saved by train)"
+        )
     tensors, info = saved_state
     saved = _saved_config(config.out, info["config"])
     config = replace(saved, iters=config.iters, resume=True, out=config.out, data=config.data)

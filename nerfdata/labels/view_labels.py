@@ -70,7 +70,8 @@ class LabelsConfig:
     geometry: Literal["volume", "mesh"] = "volume"
     """Depth, range, normals and mask from volume rendering, or by ray casting a mesh of the field (crisp edges)."""
     mesh: Path | None = None
-    """With geometry mesh: the mesh to ray cast (world frame); None extracts one (nerfdata mesh defaults) to OUT/mesh.ply."""
+    """With geometry mesh: the mesh to ray cast (world frame); None extracts one (nerfdata mesh defaults)
+    to OUT/mesh.ply."""
 
     def __post_init__(self) -> None:
         for name in ("mask_threshold", "confidence_threshold", "normal_confidence_threshold"):
@@ -153,7 +154,9 @@ def view_labels(
     if "mask" in wanted:
         layers["mask"] = mask
     if "confidence" in wanted:
-        score = confidence(image.accumulation.numpy(), image.depth_spread.numpy(), np.where(mask, ranges, 0.0), labels.spread_tolerance)
+        score = confidence(
+            image.accumulation.numpy(), image.depth_spread.numpy(), np.where(mask, ranges, 0.0), labels.spread_tolerance
+        )
         layers["confidence"] = score.astype(np.float32)
         valid = mask & (score >= labels.confidence_threshold)
         if fit is not None:

@@ -244,7 +244,9 @@ def _finish(acc: _Accumulator, options: RenderOptions) -> RayOutputs:
         device = weight.device
         empty = RaySamples(*(torch.zeros(0, device=device) for _ in fields(RaySamples)))
         empty.ray_indices = empty.ray_indices.long()
-        samples = RaySamples(*(torch.cat([getattr(s, f.name) for s in [empty, *acc.samples]]) for f in fields(RaySamples)))
+        samples = RaySamples(
+            *(torch.cat([getattr(s, f.name) for s in [empty, *acc.samples]]) for f in fields(RaySamples))
+        )
     return RayOutputs(
         rgb=rgb,
         accumulation=weight,
@@ -300,7 +302,9 @@ def _march_chunk(
     return _finish(acc, options)
 
 
-def _jitter(shape: torch.Size, options: RenderOptions, generator: torch.Generator | None, device: torch.device) -> Tensor:
+def _jitter(
+    shape: torch.Size, options: RenderOptions, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
     if not options.stratified:
         return torch.full(shape, 0.5, device=device)
     if generator is None:

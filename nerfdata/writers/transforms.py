@@ -184,7 +184,8 @@ def _number(value: Any, where: str, key: str) -> float:
 
 
 def _size(value: Any, where: str, key: str) -> int:
-    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    whole = number and math.isfinite(value) and value == int(value)
     if not whole:
         raise NerfDataError(f"{where}: {key} must be a whole number of pixels, got {value!r}")
     return int(value)
@@ -208,7 +209,9 @@ def _frame_intrinsics(meta: dict[str, Any], frame: dict[str, Any], image_path: P
 
     for key in _DISTORTION_KEYS:
         if value(key) is not None and abs(_number(value(key), where, key)) > 0.0:
-            raise NerfDataError(f"{where}: distortion parameter {key}={value(key)} is not modelled (pinhole cameras only)")
+            raise NerfDataError(
+                f"{where}: distortion parameter {key}={value(key)} is not modelled (pinhole cameras only)"
+            )
     model = value("camera_model")
     if model is not None and model not in _PINHOLE_MODELS:
         raise NerfDataError(f"{where}: camera_model {model!r} is not supported (pinhole cameras only)")
@@ -221,7 +224,9 @@ def _frame_intrinsics(meta: dict[str, Any], frame: dict[str, Any], image_path: P
     else:
         height, width = _image_size(image_path, where)
     if w is not None and (w, h or height) != (width, height):
-        raise NerfDataError(f"{where}: image {image_path.name} is {width}x{height} but the intrinsics say {value('w')}x{value('h')}")
+        raise NerfDataError(
+            f"{where}: image {image_path.name} is {width}x{height} but the intrinsics say {value('w')}x{value('h')}"
+        )
     if value("fl_x") is not None:
         fl_x = _number(value("fl_x"), where, "fl_x")
         fl_y = _number(value("fl_y"), where, "fl_y") if value("fl_y") is not None else fl_x

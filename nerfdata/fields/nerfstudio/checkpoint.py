@@ -40,7 +40,12 @@ def _numpy_safe_globals() -> list[Any]:
         from numpy.core.multiarray import scalar
     # A pickled scalar names its dtype's class (numpy.dtypes.Float64DType...): the numeric ones nerfstudio stores.
     dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32)]
-    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtype_classes]
+    return [
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+        *dtype_classes,
+    ]
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], int]:

@@ -60,7 +60,8 @@ class NerfstudioField(Field):
             directions=self.frame.directions_to_nerfstudio(directions),
             starts=zeros, ends=zeros, pixel_area=torch.ones_like(zeros),
         )
-        return RaySamples(frustums=frustums, camera_indices=torch.zeros(n, 1, dtype=torch.long, device=positions.device))
+        camera_indices = torch.zeros(n, 1, dtype=torch.long, device=positions.device)
+        return RaySamples(frustums=frustums, camera_indices=camera_indices)
 
     def _density(self, positions: Tensor, samples: Any) -> tuple[Tensor, Tensor]:
         density_ns, embedding = self.model.field.get_density(samples)
@@ -121,7 +122,8 @@ def load_nerfstudio_field(
         import nerfstudio  # noqa: F401
     except ImportError:
         raise CheckpointError(
-            f"{config_path}: nerfstudio run configs are not supported without the [nerfstudio] extra; it {NERFSTUDIO_HINT}"
+            f"{config_path}: nerfstudio run configs are not supported without the [nerfstudio] extra; "
+            f"it {NERFSTUDIO_HINT}"
         ) from None
     config_path = Path(config_path)
     config = read_nerfstudio_config(config_path)

@@ -80,7 +80,9 @@ def _mlp_tensors(path: Path, name: str, mlp: nn.Module, params: Tensor) -> dict[
             f"{path}: {name}: only tiny-cuda-nn FullyFusedMLPs without skip connections convert "
             f"(width {mlp.layer_width}, skips {mlp.skip_connections})"
         )
-    converted = convert_tcnn_mlp(params, mlp.in_dim, mlp.layer_width, mlp.num_layers - 1, mlp.out_dim, f"{path}: {name}")
+    converted = convert_tcnn_mlp(
+        params, mlp.in_dim, mlp.layer_width, mlp.num_layers - 1, mlp.out_dim, f"{path}: {name}"
+    )
     tensors: dict[str, Tensor] = {}
     for i, weight in enumerate(converted.weights):
         tensors[f"{name}.layers.{i}.weight"] = weight
