@@ -236,5 +236,6 @@ def test_the_same_field_saved_twice_gives_the_same_bytes(ngp_checkpoint, tmp_pat
     """A checksum names a field: saving it again must not make it look new (safetensors writes several
     metadata keys in a random order, so a save with two keys differed about half the time)."""
     field, occupancy, _ = ngp_checkpoint
-    sums = {sha256_file(save_field(field, tmp_path / f"copy{i}", occupancy).with_suffix(".safetensors")) for i in range(8)}
+    paths = [save_field(field, tmp_path / f"copy{i}", occupancy).with_suffix(".safetensors") for i in range(8)]
+    sums = {sha256_file(path) for path in paths}
     assert len(sums) == 1

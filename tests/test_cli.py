@@ -58,7 +58,10 @@ def test_a_different_job_is_refused_unless_overwrite(tmp_path, capsys, job):
     "yaml_text, message",
     [
         ("field: scenes/analytic_demo\nouptuts: [rgb]\n", "unknown key 'ouptuts'; did you mean 'outputs'?"),
-        ("field: scenes/analytic_demo\nviews: [{orbitt: {count: 2}}]\n", "views[0]: unknown key 'orbitt'; did you mean 'orbit'?"),
+        (
+            "field: scenes/analytic_demo\nviews: [{orbitt: {count: 2}}]\n",
+            "views[0]: unknown key 'orbitt'; did you mean 'orbit'?",
+        ),
         ("field: scenes/analytic_demo\noutputs: [rgb, dpeth]\n", "'dpeth' is not one of"),
         ("field: scenes/analytic_demo\nviews: [{orbit: {count: 0}}]\n", "orbit count must be >= 1"),
         ("field: scenes/analytic_demo\nviews: [{shell: {radius: [-1.0, 2.0]}}]\n", "shell radius must be positive"),
@@ -86,7 +89,8 @@ def test_non_rigid_poses_file_is_refused(tmp_path, capsys, job):
     import numpy as np
 
     iio.imwrite(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
-    poses.write_text(json.dumps({"fl_x": 8.0, "fl_y": 8.0, "frames": [{"file_path": "a.png", "transform_matrix": matrix}]}))
+    frames = [{"file_path": "a.png", "transform_matrix": matrix}]
+    poses.write_text(json.dumps({"fl_x": 8.0, "fl_y": 8.0, "frames": frames}))
     status, captured = run(capsys, "render", "--config", str(job), "--poses", str(poses), "--out", str(tmp_path / "o"))
     assert status == 2 and "frame 0: camera pose: rotation is not orthonormal" in captured.err
     assert not (tmp_path / "o" / "manifest.json").exists()
@@ -123,7 +127,9 @@ def test_inerf_targets_then_solve(tmp_path, capsys):
     document = json.loads((out / "inerf/targets.json").read_text())
     assert [t["view"] for t in document["targets"]] == ["orbit[0]", "orbit[1]"]
     assert document["perturbation"]["preset"] == "pinerf"
-    status, captured = run(capsys, "inerf", "solve", *common, "--targets", str(out), "--iters", "2", "--rays", "16", "--num-steps", "64")
+    status, captured = run(
+        capsys, "inerf", "solve", *common, "--targets", str(out), "--iters", "2", "--rays", "16", "--num-steps", "64"
+    )
     assert status == 0 and captured.out.startswith("success rate "), captured.err
     assert json.loads((out / "inerf/results.json").read_text())["config"]["solver"]["iters"] == 2
 
@@ -131,7 +137,9 @@ def test_inerf_targets_then_solve(tmp_path, capsys):
 def test_inerf_bad_input_is_one_line(tmp_path, capsys):
     status, captured = run(capsys, "inerf", "fly")
     assert status == 2 and captured.err.count("\n") == 1 and "usage: nerfdata inerf targets" in captured.err
-    status, captured = run(capsys, "inerf", "solve", "--field", "scenes/analytic_demo", "--targets", str(tmp_path / "nowhere"))
+    status, captured = run(
+        capsys, "inerf", "solve", "--field", "scenes/analytic_demo", "--targets", str(tmp_path / "nowhere")
+    )
     assert status == 2 and "no inerf targets" in captured.err and captured.err.count("\n") == 1
 
 
@@ -248,7 +256,8 @@ def test_a_run_without_a_terminal_logs_progress_and_a_summary(tmp_path, capsys, 
     assert all("rays/s" in line for line in progress)
     summary = captured.out.splitlines()[0]
     assert summary.startswith("render: 4 views in ") and "4 rendered, 0 kept from an earlier run" in summary
-    assert "0 rejected" in summary and re.search(r" views/s, [\d.]+k? rays/s$", summary)  # a rate, whatever the machine's load
+    # A rate, whatever the machine's load.
+    assert "0 rejected" in summary and re.search(r" views/s, [\d.]+k? rays/s$", summary)
     status, captured = run(capsys, "render", "--config", str(job), "--out", str(out), "--num-views", "4")
     assert status == 0 and captured.out.startswith("render: all 4 views kept from an earlier run")
 

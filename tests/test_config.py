@@ -29,7 +29,12 @@ class Outer:
 def test_builds_nested_dataclasses():
     config = from_dict(Outer, {"path": "a/b", "inner": {"count": 5, "scale": 2}, "target": [1, 2, 3]})
     assert config == Outer(Path("a/b"), Inner(5, 2.0), (1.0, 2.0, 3.0))
-    assert to_dict(config) == {"path": "a/b", "inner": {"count": 5, "scale": 2.0, "mode": "a"}, "target": [1.0, 2.0, 3.0], "note": None}
+    assert to_dict(config) == {
+        "path": "a/b",
+        "inner": {"count": 5, "scale": 2.0, "mode": "a"},
+        "target": [1.0, 2.0, 3.0],
+        "note": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,8 @@ def test_presets_draw_within_their_ranges_and_errors_match_the_draw(preset, rot,
         assert abs(rot_err.item() - draw.rot_deg) < 1e-5
         assert abs(trans_err.item() - draw.translation.norm().item()) < 1e-9
     assert max(d.rot_deg for d in draws) > 0.8 * rot  # the range is used, not a fraction of it
-    custom = draw_perturbations(PerturbationConfig("inerf", rot_deg=2.0, trans=0.01), 50, torch.Generator().manual_seed(2))
+    preset = PerturbationConfig("inerf", rot_deg=2.0, trans=0.01)
+    custom = draw_perturbations(preset, 50, torch.Generator().manual_seed(2))
     assert all(d.rot_deg <= 2.0 + 1e-9 and d.translation.abs().max() <= 0.01 for d in custom)
 
 
@@ -95,7 +96,9 @@ def _textured_field() -> AnalyticField:
     )
 
 
-def _rotated(gt: torch.Tensor, degrees: float, axis: tuple[float, float, float], shift: tuple[float, float, float]) -> torch.Tensor:
+def _rotated(
+    gt: torch.Tensor, degrees: float, axis: tuple[float, float, float], shift: tuple[float, float, float]
+) -> torch.Tensor:
     axis_ = np.asarray(axis) / np.linalg.norm(axis)
     rotation = torch.from_numpy(Rotation.from_rotvec(axis_ * math.radians(degrees)).as_matrix())
     return apply_perturbation(gt, Perturbation(rotation, torch.tensor(shift, dtype=torch.float64), degrees, {}))
@@ -164,7 +167,8 @@ def test_interest_sampling_pools():
     assert len(sampling_pool(flat, "interest-regions")) == 1600  # textureless: falls back to every pixel
     # A render of a smooth-textured object has enough keypoints not to fall back (Harris corners did).
     field = _textured_field()
-    camera = Camera(look_at_c2w_opengl(torch.tensor([0.5, 1.2, 2.6]), torch.zeros(3), UP), Intrinsics.from_fov(96, 96, 45.0))
+    c2w = look_at_c2w_opengl(torch.tensor([0.5, 1.2, 2.6]), torch.zeros(3), UP)
+    camera = Camera(c2w, Intrinsics.from_fov(96, 96, 45.0))
     render = render_image(field, camera, RenderOptions(num_steps=128, normals=False)).rgb.numpy()
     assert len(interest_points(render)) >= 64 and len(sampling_pool(render, "interest-points")) < 96 * 96
 
@@ -177,9 +181,11 @@ def test_targets_file(targets_dir):
     assert document["perturbation"]["preset"] == "inerf" and document["meters_per_unit"] == 1.0
     assert len(document["targets"]) == 2
     for entry in document["targets"]:
-        assert set(entry) >= {"id", "image", "K", "width", "height", "gt_c2w", "init_c2w", "rot_perturb_deg", "trans_perturb", "seed"}
+        keys = {"id", "image", "K", "width", "height", "gt_c2w", "init_c2w", "rot_perturb_deg", "trans_perturb", "seed"}
+        assert set(entry) >= keys
         assert (targets_dir / entry["image"]).is_file()
-        gt, init = torch.tensor(entry["gt_c2w"], dtype=torch.float64), torch.tensor(entry["init_c2w"], dtype=torch.float64)
+        gt = torch.tensor(entry["gt_c2w"], dtype=torch.float64)
+        init = torch.tensor(entry["init_c2w"], dtype=torch.float64)
         rot_err, _ = pose_errors(init, gt)
         assert abs(rot_err.item() - entry["rot_perturb_deg"]) < 1e-4 and rot_err <= 40.0 + 1e-6
         # The start orbits the pivot (on gt's optical axis): before the shift, the pivot is on the start's axis too.

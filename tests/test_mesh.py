@@ -173,28 +173,39 @@ def test_cleanup_drops_floaters_fills_holes_and_decimates():
 
 
 def test_mesh_job_and_cli(tmp_path, capsys):
-    status = main(["mesh", "--field", "scenes/analytic_demo", "--out", str(tmp_path / "demo.obj"), "--resolution", "40"])
+    status = main(
+        ["mesh", "--field", "scenes/analytic_demo", "--out", str(tmp_path / "demo.obj"), "--resolution", "40"]
+    )
     out = capsys.readouterr().out
     assert status == 0 and "threshold: density" in out and "watertight" in out
     assert trimesh.load(tmp_path / "demo.obj", force="mesh").is_watertight
-    status = main(["mesh", "--field", "scenes/analytic_demo", "--out", str(tmp_path / "big.ply"), "--resolution", "4096"])
+    status = main(
+        ["mesh", "--field", "scenes/analytic_demo", "--out", str(tmp_path / "big.ply"), "--resolution", "4096"]
+    )
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1 and "max_memory_gb" in err
     assert not (tmp_path / "big.ply").exists()
     result = run_mesh(MeshJobConfig(field=Path("scenes/analytic_demo"), out=tmp_path / "m.glb",
                                     extraction=MeshConfig(resolution=32, threshold="auto")))
-    assert result.extracted.threshold_source == "auto" and result.stats.faces == len(trimesh.load(result.path, force="mesh").faces)
+    assert result.extracted.threshold_source == "auto"
+    assert result.stats.faces == len(trimesh.load(result.path, force="mesh").faces)
 
 
 def test_mesh_labels_match_exact_ground_truth(tmp_path):
     field = load_field("scenes/analytic_demo").field
     # At the auto threshold (about half the density of the solid) the iso-surface is the zero level set.
     crisp = MeshConfig(resolution=96, threshold="auto", smoothing=0.0, refine_steps=8)
-    mesh_path = run_mesh(MeshJobConfig(field=Path("scenes/analytic_demo"), out=tmp_path / "demo.ply", extraction=crisp)).path
+    mesh_job = MeshJobConfig(field=Path("scenes/analytic_demo"), out=tmp_path / "demo.ply", extraction=crisp)
+    mesh_path = run_mesh(mesh_job).path
     orbit = SamplerConfig(orbit=OrbitConfig(count=2, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
     config = RenderJobConfig(
-        field=Path("scenes/analytic_demo"), out=tmp_path / "out", views=(orbit,), camera=CameraConfig(width=40, height=32),
-        outputs=("rgb", "depth", "normals", "mask"), render=RenderOptions(num_steps=256), preview_views=0,
+        field=Path("scenes/analytic_demo"),
+        out=tmp_path / "out",
+        views=(orbit,),
+        camera=CameraConfig(width=40, height=32),
+        outputs=("rgb", "depth", "normals", "mask"),
+        render=RenderOptions(num_steps=256),
+        preview_views=0,
         labels=LabelsConfig(geometry="mesh", mesh=mesh_path),
     )
     out = run_render(config, show_progress=False)
@@ -228,8 +239,14 @@ def test_mesh_labels_extract_a_mesh_into_the_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(render_module, "MeshConfig", lambda: MeshConfig(resolution=48))
     orbit = SamplerConfig(orbit=OrbitConfig(count=1, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
     config = RenderJobConfig(
-        field=Path("scenes/analytic_demo"), out=tmp_path / "out", views=(orbit,), camera=CameraConfig(width=24, height=20),
-        outputs=("depth", "mask"), render=RenderOptions(num_steps=256), preview_views=0, labels=LabelsConfig(geometry="mesh"),
+        field=Path("scenes/analytic_demo"),
+        out=tmp_path / "out",
+        views=(orbit,),
+        camera=CameraConfig(width=24, height=20),
+        outputs=("depth", "mask"),
+        render=RenderOptions(num_steps=256),
+        preview_views=0,
+        labels=LabelsConfig(geometry="mesh"),
     )
     out = run_render(config, show_progress=False)
     manifest = json.loads((out / "manifest.json").read_text())

@@ -27,7 +27,10 @@ TARGET = (0.1, -0.2, 0.3)
 def _source_cameras() -> list[Camera]:
     eyes = [(2.0, 0.5, 0.0), (0.0, 1.0, 2.5), (-2.0, 0.2, -0.5)]
     return [
-        Camera(look_at_c2w_opengl(torch.tensor(e), torch.zeros(3), torch.tensor([0.0, 1.0, 0.0])), Intrinsics.from_fov(40 + 8 * i, 30, 50.0))
+        Camera(
+            look_at_c2w_opengl(torch.tensor(e), torch.zeros(3), torch.tensor([0.0, 1.0, 0.0])),
+            Intrinsics.from_fov(40 + 8 * i, 30, 50.0),
+        )
         for i, e in enumerate(eyes)
     ]
 
@@ -52,7 +55,8 @@ def _looks_at(c2w: torch.Tensor, target: tuple[float, float, float]) -> bool:
 
 
 def test_orbit_is_a_circle_at_fixed_elevation_looking_at_the_target():
-    views = sample_views((SamplerConfig(orbit=OrbitConfig(count=8, radius=2.5, elevation_deg=30.0, target=TARGET)),), 0, _no_files)
+    orbit = SamplerConfig(orbit=OrbitConfig(count=8, radius=2.5, elevation_deg=30.0, target=TARGET))
+    views = sample_views((orbit,), 0, _no_files)
     assert len(views) == 8
     for view in views:
         validate_c2w(view.c2w_opengl)
@@ -67,7 +71,8 @@ def test_orbit_is_a_circle_at_fixed_elevation_looking_at_the_target():
 
 
 def test_shell_stays_between_its_radii_and_above_the_target_for_a_hemisphere():
-    views = sample_views((SamplerConfig(shell=ShellConfig(count=200, radius=(2.0, 3.0), hemisphere=True, target=TARGET)),), 3, _no_files)
+    shell = SamplerConfig(shell=ShellConfig(count=200, radius=(2.0, 3.0), hemisphere=True, target=TARGET))
+    views = sample_views((shell,), 3, _no_files)
     offsets = torch.stack([v.c2w_opengl[:3, 3] for v in views]) - torch.tensor(TARGET)
     radii = offsets.norm(dim=-1)
     assert radii.min() >= 2.0 - 1e-5 and radii.max() <= 3.0 + 1e-5
@@ -78,7 +83,8 @@ def test_shell_stays_between_its_radii_and_above_the_target_for_a_hemisphere():
 
 
 def test_spiral_sweeps_its_elevation_range():
-    views = sample_views((SamplerConfig(spiral=SpiralConfig(count=11, radius=2.0, elevation_deg=(10.0, 60.0), turns=1.5)),), 0, _no_files)
+    spiral = SamplerConfig(spiral=SpiralConfig(count=11, radius=2.0, elevation_deg=(10.0, 60.0), turns=1.5))
+    views = sample_views((spiral,), 0, _no_files)
     heights = [math.degrees(math.asin(float(v.c2w_opengl[1, 3]) / 2.0)) for v in views]
     assert heights[0] == pytest.approx(10.0, abs=1e-3) and heights[-1] == pytest.approx(60.0, abs=1e-3)
     assert all(b > a for a, b in itertools.pairwise(heights))
@@ -97,7 +103,8 @@ def test_roll_jitter_rolls_about_the_optical_axis_within_its_bound():
 
 def test_perturb_moves_each_source_pose_by_at_most_the_given_noise():
     sources = _source_cameras()
-    views = _views(SamplerConfig(perturb=PerturbConfig(poses=Path("t.json"), per_pose=20, rotation_deg=5.0, translation=0.1)))
+    perturb = PerturbConfig(poses=Path("t.json"), per_pose=20, rotation_deg=5.0, translation=0.1)
+    views = _views(SamplerConfig(perturb=perturb))
     assert len(views) == 60
     rotations, shifts = [], []
     for i, view in enumerate(views):
@@ -133,7 +140,8 @@ def test_file_sampler_keeps_order_and_intrinsics():
 def test_seeds_fix_the_views_and_samplers_draw_independently():
     shell = SamplerConfig(shell=ShellConfig(count=5))
     first = sample_views((shell,), 1, _no_files)
-    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, sample_views((shell,), 1, _no_files), strict=True))
+    again = sample_views((shell,), 1, _no_files)
+    assert all(torch.equal(a.c2w_opengl, b.c2w_opengl) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0].c2w_opengl, sample_views((shell,), 2, _no_files)[0].c2w_opengl)
     # Adding a sampler after another does not change the views the first one draws.
     composed = sample_views((shell, SamplerConfig(orbit=OrbitConfig(count=3))), 1, _no_files)

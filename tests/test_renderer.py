@@ -102,7 +102,9 @@ def test_render_image_marches_one_chunk_at_a_time(monkeypatch, scene):
         sizes.append(len(rays))
         n = len(rays)
         zeros = torch.zeros(n)
-        return renderer_module.RayOutputs(torch.zeros(n, 3), zeros, zeros, zeros, zeros, zeros.long(), torch.zeros(n, 3))
+        return renderer_module.RayOutputs(
+            torch.zeros(n, 3), zeros, zeros, zeros, zeros, zeros.long(), torch.zeros(n, 3)
+        )
 
     monkeypatch.setattr(renderer_module, "render_rays", fake_render_rays)
     camera = Camera(torch.eye(4), Intrinsics.from_fov(1920, 1080, 60.0))
@@ -136,7 +138,8 @@ def test_renders_are_differentiable_in_the_field(scene, cameras):
     from nerfdata.encoders.hashgrid import HashGridConfig
     from nerfdata.fields.ngp import NGPField, NGPFieldConfig
 
-    field = NGPField(NGPFieldConfig(aabb=((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)), hash_grid=HashGridConfig(num_levels=4, log2_hashmap_size=12)))
+    grid = HashGridConfig(num_levels=4, log2_hashmap_size=12)
+    field = NGPField(NGPFieldConfig(aabb=((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)), hash_grid=grid))
     rays = cameras[0].rays()[::50]
     g = torch.Generator().manual_seed(0)
     out = render_rays(field, rays, RenderOptions(normals=False, stratified=True, num_steps=128), generator=g)

@@ -35,7 +35,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
         name="tiny",
         objects=(
             ObjectConfig("sphere", radius=0.45, material=MaterialConfig((0.9, 0.3, 0.2), "noise", 2.0)),
-            ObjectConfig("box", extents=(0.5, 0.3, 0.5), position=(0.0, -0.55, 0.0), material=MaterialConfig((0.2, 0.4, 0.9), "solid")),
+            ObjectConfig(
+                "box", extents=(0.5, 0.3, 0.5), position=(0.0, -0.55, 0.0), material=MaterialConfig((0.2, 0.4, 0.9), "solid")
+            ),
         ),
         rig=RigConfig(train_views=16, test_views=3, width=32, height=32, radius=2.5, fov_deg=45.0),
     )
@@ -113,7 +115,8 @@ def test_every_field_hyper_parameter_can_be_set_for_training(tiny_dataset, tmp_p
     result = run_train(config(tiny_dataset, tmp_path / "sh2", iters=2, field=architecture), show_progress=False)
     field = load_checkpoint(result.checkpoint).field
     assert field.config.sh_degree == 2 and field.config.geo_feature_dim == 7
-    assert field.color_mlp[0].in_features == 2**2 + 7 and len(field.color_mlp) == 3  # 1 hidden layer: linear, relu, linear
+    # 1 hidden layer: linear, relu, linear.
+    assert field.color_mlp[0].in_features == 2**2 + 7 and len(field.color_mlp) == 3
 
 
 def test_the_cli_sets_field_hyper_parameters(tiny_dataset, tmp_path, capsys):
@@ -159,10 +162,19 @@ def edit_transforms(folder: Path, edit) -> None:
     [
         (lambda d: (d / "transforms.json").unlink(), "no transforms.json in this folder"),
         (lambda d: (d / "images/00003.png").unlink(), "frame 3: image 'images/00003.png' not found"),
-        (lambda d: edit_transforms(d, lambda c: c["frames"][2].update(k1=0.1)), "frame 2: distortion parameter k1=0.1 is not modelled"),
-        (lambda d: edit_transforms(d, lambda c: c.update(camera_model="OPENCV_FISHEYE")), "camera_model 'OPENCV_FISHEYE' is not supported"),
+        (
+            lambda d: edit_transforms(d, lambda c: c["frames"][2].update(k1=0.1)),
+            "frame 2: distortion parameter k1=0.1 is not modelled",
+        ),
+        (
+            lambda d: edit_transforms(d, lambda c: c.update(camera_model="OPENCV_FISHEYE")),
+            "camera_model 'OPENCV_FISHEYE' is not supported",
+        ),
         (lambda d: edit_transforms(d, lambda c: c.update(test_filenames=[])), "the test split is empty"),
-        (lambda d: edit_transforms(d, lambda c: c["frames"][1]["transform_matrix"][0].__setitem__(0, 2.0)), "frame 1: camera pose: rotation is not orthonormal"),
+        (
+            lambda d: edit_transforms(d, lambda c: c["frames"][1]["transform_matrix"][0].__setitem__(0, 2.0)),
+            "frame 1: camera pose: rotation is not orthonormal",
+        ),
         (lambda d: (d / "transforms.json").write_text("{"), "transforms.json: unreadable JSON"),
     ],
 )
@@ -187,7 +199,8 @@ def test_mixed_image_sizes_need_per_frame_intrinsics(tiny_dataset, tmp_path):
     for key in ("w", "h", "cx", "cy"):  # let the image sizes speak
         edit_transforms(folder, lambda c, key=key: c.pop(key, None))
     iio.imwrite(folder / "images/00004.png", np.zeros((40, 32, 3), np.uint8))
-    with pytest.raises(NerfDataError, match="frame 4: image is 32x40, others are 32x32; images of different sizes need per-frame intrinsics"):
+    expected = "frame 4: image is 32x40, others are 32x32; images of different sizes need per-frame intrinsics"
+    with pytest.raises(NerfDataError, match=expected):
         read_transforms(folder)
 
 
