@@ -169,7 +169,8 @@ def test_resume_after_deleting_and_damaging_views_gives_identical_files(dataset,
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(dataset, tmp_path, monkeypatch):
     out = tmp_path / "killed"
-    monkeypatch.setattr(render_module, "write_view_layers", _disk_full_on_the_second_view(render_module.write_view_layers))
+    failing = _disk_full_on_the_second_view(render_module.write_view_layers)
+    monkeypatch.setattr(render_module, "write_view_layers", failing)
     with pytest.raises(OSError, match="No space left"):
         run_render(job(out), show_progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -195,7 +196,8 @@ def _disk_full_on_the_second_view(write_view_layers):
 
 def test_expected_depth_exr_rgb_and_depth_normals(tmp_path, dataset):
     labels = LabelsConfig(depth="expected", normals="depth", rgb_format="exr")
-    out = run_render(job(tmp_path / "exr", labels=labels, outputs=("rgb", "depth", "normals", "mask")), show_progress=False)
+    outputs = ("rgb", "depth", "normals", "mask")
+    out = run_render(job(tmp_path / "exr", labels=labels, outputs=outputs), show_progress=False)
     import OpenEXR
 
     with OpenEXR.File(str(out / "images/00000.exr")) as exr:
@@ -211,7 +213,8 @@ def test_expected_depth_exr_rgb_and_depth_normals(tmp_path, dataset):
     agree = (normals * fitted).sum(-1)[mask & (np.linalg.norm(normals, axis=-1) > 0)]
     assert np.median(agree) > np.cos(np.radians(5.0))  # the two agree away from silhouettes
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["layers"]["rgb"]["files"].endswith(".exr") and "depth map" in manifest["layers"]["normals"]["source"]
+    assert manifest["layers"]["rgb"]["files"].endswith(".exr")
+    assert "depth map" in manifest["layers"]["normals"]["source"]
 
 
 def test_poses_file_is_rendered_in_order_with_its_intrinsics(tmp_path, dataset):
@@ -220,7 +223,8 @@ def test_poses_file_is_rendered_in_order_with_its_intrinsics(tmp_path, dataset):
     reordered = [FrameRecord(f.camera, f"nowhere/{i}.png") for i, f in enumerate(reversed(source))]
     reordered[0] = FrameRecord(replace_size(source[-1].camera, 20, 16), "nowhere/0.png")
     write_transforms(tmp_path / "poses.json", reordered)
-    out = run_render(job(tmp_path / "out", views=(SamplerConfig(file=FileConfig(tmp_path / "poses.json")),)), show_progress=False)
+    from_file = SamplerConfig(file=FileConfig(tmp_path / "poses.json"))
+    out = run_render(job(tmp_path / "out", views=(from_file,)), show_progress=False)
     frames = read_transforms(out).frames
     assert [f.camera.intrinsics for f in frames] == [r.camera.intrinsics for r in reordered]
     for frame, record in zip(frames, reordered, strict=True):
@@ -241,7 +245,8 @@ def test_coverage_rejects_views_that_see_nothing_or_start_inside_geometry(tmp_pa
     inside = Keyframe(eye=(-0.35, -0.15, 0.1), target=(1.0, -0.15, 0.1))  # the sphere's centre
     good = Keyframe(eye=(0.0, 1.5, 3.0), target=(0.0, -0.2, 0.0))
     views = tuple(SamplerConfig(path=PathConfig(count=1, keyframes=(k,))) for k in (away, inside, good))
-    out = run_render(job(tmp_path / "cov", views=views, coverage=CoverageConfig(min_fraction=0.05)), show_progress=False)
+    coverage = CoverageConfig(min_fraction=0.05)
+    out = run_render(job(tmp_path / "cov", views=views, coverage=coverage), show_progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
     statuses = [(v["status"], v.get("reason", "")) for v in manifest["views"]]
     assert statuses[0][0] == "rejected" and "covers 0.0%" in statuses[0][1]
@@ -257,13 +262,16 @@ def test_random_focal_length_stays_in_range_and_perturbed_views_keep_source_intr
     frames = read_transforms(out).frames
     fovs = [np.degrees(2 * np.arctan(12.0 / f.camera.intrinsics.fl_x)) for f in frames]
     assert len(frames) == 6 and all(30.0 <= f <= 60.0 for f in fovs) and len(set(np.round(fovs, 6))) == 6
-    kept = run_render(job(tmp_path / "keep", camera=replace(camera, keep_source=True), views=views[1:], outputs=("rgb",)), show_progress=False)
-    assert [f.camera.intrinsics for f in read_transforms(kept).frames] == [f.camera.intrinsics for f in read_transforms(dataset).frames]
+    keep = replace(camera, keep_source=True)
+    kept = run_render(job(tmp_path / "keep", camera=keep, views=views[1:], outputs=("rgb",)), show_progress=False)
+    source = [f.camera.intrinsics for f in read_transforms(dataset).frames]
+    assert [f.camera.intrinsics for f in read_transforms(kept).frames] == source
 
 
 def test_zero_views_and_unreadable_poses_are_refused(tmp_path):
     with pytest.raises(NerfDataError, match=r"missing\.json: not found"):
-        run_render(job(tmp_path / "o", views=(SamplerConfig(file=FileConfig(tmp_path / "missing.json")),)), show_progress=False)
+        missing = SamplerConfig(file=FileConfig(tmp_path / "missing.json"))
+        run_render(job(tmp_path / "o", views=(missing,)), show_progress=False)
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
@@ -274,7 +282,8 @@ def test_a_rendered_dataset_trains_a_field(tmp_path):
     from nerfdata.poses import ShellConfig
 
     shell = SamplerConfig(shell=ShellConfig(count=16, radius=(3.0, 3.4), hemisphere=True, target=(0.0, -0.2, 0.0)))
-    data = run_render(job(tmp_path / "data", views=(shell,), camera=CameraConfig(32, 32), outputs=("rgb", "depth")), show_progress=False)
+    data_job = job(tmp_path / "data", views=(shell,), camera=CameraConfig(32, 32), outputs=("rgb", "depth"))
+    data = run_render(data_job, show_progress=False)
     grid = HashGridConfig(num_levels=6, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.6)
     train = TrainJobConfig(
         data=data, out=tmp_path / "ckpt", iters=1, rays_per_batch=256, num_steps=96,

@@ -36,7 +36,10 @@ def tiny_dataset(tmp_path_factory) -> Path:
         objects=(
             ObjectConfig("sphere", radius=0.45, material=MaterialConfig((0.9, 0.3, 0.2), "noise", 2.0)),
             ObjectConfig(
-                "box", extents=(0.5, 0.3, 0.5), position=(0.0, -0.55, 0.0), material=MaterialConfig((0.2, 0.4, 0.9), "solid")
+                "box",
+                extents=(0.5, 0.3, 0.5),
+                position=(0.0, -0.55, 0.0),
+                material=MaterialConfig((0.2, 0.4, 0.9), "solid"),
             ),
         ),
         rig=RigConfig(train_views=16, test_views=3, width=32, height=32, radius=2.5, fov_deg=45.0),
