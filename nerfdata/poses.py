@@ -280,8 +280,8 @@ def _perturb(c2w: Tensor, config: PerturbConfig, generator: torch.Generator) -> 
     n = len(source)
     angles = torch.deg2rad(torch.rand(n, generator=generator, dtype=torch.float64) * config.rotation_deg)
     rotation = axis_angle_matrix(_random_directions(n, generator), angles)
-    lengths = torch.rand(n, 1, generator=generator, dtype=torch.float64) * config.translation
-    shift = _random_directions(n, generator) * lengths
+    directions = _random_directions(n, generator)  # drawn before the lengths: the seed fixes this order
+    shift = directions * (torch.rand(n, 1, generator=generator, dtype=torch.float64) * config.translation)
     perturbed = source.clone()
     perturbed[:, :3, :3] = rotation @ source[:, :3, :3]
     perturbed[:, :3, 3] = source[:, :3, 3] + shift
