@@ -3,9 +3,9 @@
 A job (render, correspond, inerf) prepares its output on the driver, splits its items into shards
 (:mod:`nerfdata.executors.shards`) and hands an executor a :class:`Work`: a function of the job's
 picklable state, the field and a shard's item indices, returning one record per item. The executor
-runs every shard, re-running failed attempts (a raised error, a worker process that died) up to
-``max_attempts``, and calls the driver back as each shard comes in; the driver alone writes the
-job-level files. An item's output depends only on the job's config, seed and index, so every
+runs every shard and calls the driver back as each comes in; the driver alone writes the job-level
+files. A shard that fails is reported after the others ran (:func:`raise_failures`); Ray re-runs
+failed attempts (a raised error, a worker process that died) up to ``max_attempts`` first. An item's output depends only on the job's config, seed and index, so every
 executor writes the same files.
 
 Ray is imported only by :mod:`nerfdata.executors.ray`, only when a job asks for it (the
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from nerfdata.errors import CheckpointError, ConfigError, NerfDataError
 from nerfdata.executors.shards import Shard, ShardFailure, ShardResult, split_shards
@@ -55,13 +55,14 @@ class ExecutorConfig:
     shard_size: int = 4
     """Items (views, pairs, targets) per shard: the unit of work a worker takes, of retries and of resume."""
     num_workers: int | None = None
-    """Ray workers (each loads the field once); None: as many as the cluster's CPUs (GPUs) allow, at most one per shard."""
+    """Ray workers (each loads the field once); None: as many as the cluster's CPUs (and GPUs) hold,
+    at most one per shard."""
     num_cpus_per_worker: float = 1.0
     """CPUs a Ray worker reserves (and the threads it computes with)."""
     num_gpus_per_worker: float = 0.0
     """GPUs a Ray worker reserves (the jobs compute on the CPU today: 0)."""
     max_attempts: int = 3
-    """Attempts per shard before the job fails with the shard's error."""
+    """Ray: attempts per shard (a raised error, a worker that died) before the job fails with its error."""
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -114,6 +115,7 @@ def field_work(fn: Callable[..., list[Any]], state: Any, loaded: LoadedField, pa
     return Work(FieldSetup(fn, state, Path(path), loaded.sha256), partial(fn, state, loaded))
 
 
+@runtime_checkable
 class Executor(Protocol):
     kind: str
     workers: int
@@ -181,5 +183,6 @@ def raise_failures(failures: list[ShardFailure], unit: str) -> None:
     for failure in failures:
         if not isinstance(failure.error, NerfDataError):
             raise failure.error
-    more = f" (and {len(failures) - 1} more failed shards; rerun to resume)" if len(failures) > 1 else "; rerun to resume"
+    others = f" (and {len(failures) - 1} more failed shards)" if len(failures) > 1 else ""
+    more = f"{others}; rerun to resume"
     raise ShardsFailed(f"{failures[0].describe(unit)}{more}", failures) from failures[0].error

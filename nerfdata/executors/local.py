@@ -1,17 +1,23 @@
-"""The local executor: every shard in this process, one after another, with the driver's field."""
+"""The local executor: every shard in this process, one after another, with the driver's field.
+
+A shard runs once: re-running it in the same process would meet the same state. A shard that fails
+on bad input (a :class:`~nerfdata.errors.NerfDataError`) is reported after the others ran; any other
+error (a bug, a full disk, Ctrl-C) stops the job at once, as a plain loop would.
+"""
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nerfdata.errors import NerfDataError
 from nerfdata.executors import ExecutorConfig, Work
-from nerfdata.executors.hooks import Hooks, StoppedByHook
+from nerfdata.executors.hooks import Hooks
 from nerfdata.executors.shards import Shard, ShardFailure, ShardResult
 
 __all__ = ["LocalExecutor"]
 
 
 class LocalExecutor:
-    """Runs shards in order in the calling process; a failed attempt is re-run at once."""
+    """Runs shards in order in the calling process."""
 
     kind = "local"
     workers = 1
@@ -33,20 +39,13 @@ class LocalExecutor:
         hooks = Hooks.from_environment()
         failures, done = [], 0
         for shard in shards:
-            for attempt in range(self.config.max_attempts):
-                try:
-                    hooks.before_shard(shard.indices, attempt)
-                    items = work.local(shard.indices)
-                except (KeyboardInterrupt, StoppedByHook):
-                    raise
-                except Exception as error:  # noqa: BLE001  any failure of a shard is retried, then reported
-                    if attempt + 1 == self.config.max_attempts:
-                        failures.append(ShardFailure(shard, attempt + 1, error))
-                    elif on_retry is not None:
-                        on_retry(shard, attempt, error)
-                    continue
-                on_result(ShardResult(shard, attempt, items))
-                done += 1
-                hooks.after_shard(done)
-                break
+            try:
+                hooks.before_shard(shard.indices, 0)
+                items = work.local(shard.indices)
+            except NerfDataError as error:
+                failures.append(ShardFailure(shard, 1, error))
+                continue
+            on_result(ShardResult(shard, 0, items))
+            done += 1
+            hooks.after_shard(done)
         return failures

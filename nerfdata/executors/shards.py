@@ -42,7 +42,8 @@ class ShardFailure:
     def describe(self, unit: str) -> str:
         """``shard 2 (views 8-11), attempt 3: <the error's message>``"""
         message = " ".join(str(self.error).split()) or type(self.error).__name__
-        return f"shard {self.shard.number} ({unit} {describe_indices(self.shard.indices)}), attempt {self.attempts}: {message}"
+        where = f"{unit} {describe_indices(self.shard.indices)}"
+        return f"shard {self.shard.number} ({where}), attempt {self.attempts}: {message}"
 
 
 def split_shards(indices: Iterable[int], size: int) -> list[Shard]:

@@ -8,14 +8,18 @@ the first pairs -> ``pairs.json`` last.
 
 ``pairs.json`` marks a complete export: it is removed before anything else is written and written
 only after every pair, so an interrupted run never leaves an index pointing at a mix of old and new
-files. The same config and seed give byte-identical files.
+files. The same config and seed give byte-identical files, under any executor: the pairs are matched
+in shards (:func:`match_pairs`, in this process or on Ray workers), and the driver alone writes
+``pairs.json``.
 """
 
 import hashlib
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,16 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera
 from nerfdata.config import from_dict, to_dict
 from nerfdata.errors import ConfigError, NerfDataError
-from nerfdata.fields.base import Field
+from nerfdata.executors import (
+    ExecutorConfig,
+    field_work,
+    make_executor,
+    raise_failures,
+    retry_reporter,
+    split_shards,
+)
+from nerfdata.executors.shards import ShardResult
+from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.correspondences import ARRAYS, write_matches
@@ -43,7 +56,7 @@ from nerfdata.writers.manifest import read_manifest
 from nerfdata.writers.preview import colormap
 from nerfdata.writers.transforms import TransformsDataset, read_transforms
 
-__all__ = ["CorrespondJobConfig", "CorrespondResult", "dataset_depths", "run_correspond"]
+__all__ = ["CorrespondJobConfig", "CorrespondResult", "PairWork", "dataset_depths", "match_pairs", "run_correspond"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,8 @@ class CorrespondJobConfig:
     """Render steps along the box diagonal; default: the dataset's render setting (its manifest), else 1024."""
     seed: int = 0
     """Seed of the pair choice, the pixels drawn in view A and the depth samples."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the pairs are matched: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         for name in ("pairs", "per_pair"):
@@ -223,21 +238,32 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.json").unlink(missing_ok=True)
-    records: list[dict[str, Any]] = []
+    by_number: dict[int, dict[str, Any]] = {}
     progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
                         work_unit="matches")
-    with progress:
-        for number, pair in enumerate(pairs):
-            record = _match_pair(config, folder, number, pair, cameras, depths, dataset, field_, options, occupancy)
-            records.append(record)
+    shards = split_shards(range(len(pairs)), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))
+    work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
+
+    def take_in(result: ShardResult) -> None:
+        for number, record in zip(result.shard.indices, result.items, strict=True):
+            by_number[number] = record
             progress.advance(work=record["matches"])
+
+    with progress:
+        runner = field_work(match_pairs, work, loaded, config.field)
+        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "pairs"))
+    if failures:
+        progress.summary([f"failed: {f.describe('pairs')}" for f in failures])
+        raise_failures(failures, "pairs")
+    records = [by_number[number] for number in range(len(pairs))]
     _remove_stale(folder, {r["file"] for r in records} | {r["preview"] for r in records if "preview" in r})
     index = {
         "nerfdata_version": __version__,
         "kind": "correspondences",
         "dataset": os.path.relpath(dataset.path, folder),
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
-        "config": to_dict(config),
+        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same pairs anywhere
         "seed": config.seed,
         "render": to_dict(options),
         "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap"),
@@ -247,6 +273,33 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     write_json_atomic(folder / "pairs.json", index)
     matches, valid = sum(r["matches"] for r in records), sum(r["valid"] for r in records)
     return CorrespondResult(folder, len(records), matches, valid, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class PairWork:
+    """What matching a pair takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: CorrespondJobConfig
+    folder: Path
+    """The correspondences folder."""
+    pairs: tuple[ViewPair, ...]
+    cameras: list[Camera]
+    depths: list[np.ndarray]
+    dataset: TransformsDataset
+    options: RenderOptions
+    occupancy: OccupancyGrid
+
+
+def match_pairs(work: PairWork, loaded: LoadedField, numbers: Sequence[int]) -> list[dict[str, Any]]:
+    """Match pairs ``numbers`` (positions in ``work.pairs``), writing their files; returns their records.
+
+    A pair's files depend on the config, the seed and the pair only (its generator is the pair's own).
+    """
+    return [
+        _match_pair(work.config, work.folder, number, work.pairs[number], work.cameras, work.depths, work.dataset,
+                    loaded.field, work.options, work.occupancy)
+        for number in numbers
+    ]
 
 
 def _match_pair(

@@ -13,13 +13,20 @@ It writes, under OUT::
 ``solve`` runs the iNeRF solver (:mod:`nerfdata.labels.inerf`) on each target and writes
 ``results.json`` with estimated poses, errors (nerfdata's and BOP's), iterations and time, and the
 success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata.writers.bop.results`).
+
+Both run their targets in shards (:func:`render_targets`, :func:`solve_targets`), in this process or
+on Ray workers (``executor``); a target's files and results depend only on the config, the seed and
+its index. The driver alone writes ``targets.json``, the BOP scene's JSON files and ``results.json``.
 """
 
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +38,18 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.executors import (
+    ExecutorConfig,
+    field_work,
+    make_executor,
+    raise_failures,
+    retry_reporter,
+    split_shards,
+)
+from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.jobs.bop import BopExport, meters_per_unit_of, object_estimates
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.mesh import MeshConfig
@@ -46,11 +63,11 @@ from nerfdata.labels.pose_perturbation import (
     orbit,
     pose_errors,
 )
-from nerfdata.poses import SamplerConfig, ShellConfig, sample_views
-from nerfdata.progress import Reporter
+from nerfdata.poses import SamplerConfig, ShellConfig, View, sample_views
+from nerfdata.progress import Reporter, Steps
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
-from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
+from nerfdata.writers.bop import BopEstimate, bop_results_name, read_scene_gt, write_bop_results
 from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
 from nerfdata.writers.images import to_uint8
 from nerfdata.writers.transforms import read_cameras
@@ -58,13 +75,17 @@ from nerfdata.writers.transforms import read_cameras
 __all__ = [
     "InerfSolveConfig",
     "InerfTargetsConfig",
+    "SolveWork",
     "Target",
+    "TargetWork",
     "describe_results",
     "hypothesis_starts",
     "read_targets",
     "recorded_meters_per_unit",
+    "render_targets",
     "run_inerf_solve",
     "run_inerf_targets",
+    "solve_targets",
 ]
 
 TARGETS_FILE = Path("inerf/targets.json")
@@ -110,6 +131,8 @@ class InerfTargetsConfig:
     """The field's objects as oriented boxes (in a --config YAML); empty: the whole field is object 1."""
     overwrite: bool = False
     """Replace an output folder that is not empty."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the targets are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         if self.num < 1:
@@ -151,6 +174,8 @@ class InerfSolveConfig:
     """Success: rotation error below success_rot_deg and camera-centre error below this (scene units)."""
     limit: int | None = None
     """Solve only the first N targets."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the targets are solved: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         if self.hypotheses < 1:
@@ -204,38 +229,26 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     bop = BopExport.create(config.out, BOP_SCENE, field_, occupancy, config.objects, mesh, meters_per_unit)
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
-    records, bop_views = [], {}
+    by_index: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
-    with progress:
-        for index, view in enumerate(views[: config.num]):
-            camera = Camera(view.c2w_opengl, intrinsics)
-            image = render_image(field_, camera, options, occupancy)
-            seed = _seed_of(config.seed, index)
-            perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
-            gt = camera.c2w_opengl.double()
-            pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
-            init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
-            validate_c2w(init, f"target {index} start pose")
-            rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
-            files, bop_views[index] = bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
-            records.append({
-                "id": index,
-                "image": files["bop_rgb"],
-                "K": _matrix(intrinsics.K),
-                "width": intrinsics.width,
-                "height": intrinsics.height,
-                "gt_c2w": _matrix(gt),
-                "init_c2w": _matrix(init),
-                "rot_perturb_deg": perturbation.rot_deg,
-                "trans_perturb": [float(v) for v in perturbation.translation],
-                "pivot": [float(v) for v in pivot],
-                "perturbation": perturbation.description,
-                "seed": seed,
-                "view": view.label,
-            })
+    shards = split_shards(range(config.num), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))
+    work = TargetWork(config, tuple(views[: config.num]), intrinsics, options, occupancy, bop)
+
+    def take_in(result: ShardResult) -> None:
+        for index, item in zip(result.shard.indices, result.items, strict=True):
+            by_index[index] = item
             progress.advance(work=intrinsics.num_pixels)
-    bop.write_scene(bop_views)
+
+    with progress:
+        runner = field_work(render_targets, work, loaded, config.field)
+        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
+    if failures:
+        progress.summary([f"failed: {f.describe('targets')}" for f in failures])
+        raise_failures(failures, "targets")
+    records = [by_index[index][0] for index in range(config.num)]
+    bop.write_scene({index: by_index[index][1] for index in range(config.num)})
     mode, rot_range, trans_range = config.perturbation.ranges
     document = {
         "format": TARGETS_FORMAT,
@@ -243,7 +256,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
         # Where the targets went and whether a folder was replaced do not define them: left out, so
         # the same config and seed give byte-identical files wherever they are written.
-        "config": {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite")},
+        "config": {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor")},
         "seed": config.seed,
         "perturbation": {"preset": config.preset, "rotation": mode, "rot_deg": rot_range, "trans": trans_range},
         "meters_per_unit": meters_per_unit,
@@ -259,6 +272,63 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     write_json_atomic(path, document)  # last: its presence marks a complete targets folder
     progress.summary()
     return path
+
+
+@dataclass(frozen=True)
+class TargetWork:
+    """What rendering a target takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: InerfTargetsConfig
+    views: tuple[View, ...]
+    """The targets' views, by index."""
+    intrinsics: Intrinsics
+    options: RenderOptions
+    occupancy: OccupancyGrid
+    bop: BopExport
+    """The BOP export (its models written by the driver)."""
+
+
+def render_targets(
+    work: TargetWork, loaded: LoadedField, indices: Sequence[int]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Render targets ``indices`` and write their BOP files; returns per target its ``targets.json``
+    entry and its BOP scene entries. A target depends on the config, the seed and its index only.
+
+    Raises:
+        PoseError: a target's perturbed start pose is not rigid.
+    """
+    config, field_, occupancy, intrinsics, options = (
+        work.config, loaded.field, work.occupancy, work.intrinsics, work.options
+    )
+    items = []
+    for index in indices:
+        view = work.views[index]
+        camera = Camera(view.c2w_opengl, intrinsics)
+        image = render_image(field_, camera, options, occupancy)
+        seed = _seed_of(config.seed, index)
+        perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
+        gt = camera.c2w_opengl.double()
+        pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
+        init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
+        validate_c2w(init, f"target {index} start pose")
+        rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
+        files, bop_view = work.bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
+        items.append(({
+            "id": index,
+            "image": files["bop_rgb"],
+            "K": _matrix(intrinsics.K),
+            "width": intrinsics.width,
+            "height": intrinsics.height,
+            "gt_c2w": _matrix(gt),
+            "init_c2w": _matrix(init),
+            "rot_perturb_deg": perturbation.rot_deg,
+            "trans_perturb": [float(v) for v in perturbation.translation],
+            "pivot": [float(v) for v in pivot],
+            "perturbation": perturbation.description,
+            "seed": seed,
+            "view": view.label,
+        }, bop_view))
+    return items
 
 
 # ------------------------------------------------------------------------------------- solve
@@ -384,51 +454,29 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
     scene_id, scene_gt, mm_per_unit = _bop_ground_truth(config.targets, document)
-    records, estimates = [], []
     outcomes = ("solved", "not solved")
     progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
                         every=1)  # each target is slow: a line per target
+    shards = split_shards(range(len(targets)), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))
+    work = SolveWork(config, tuple(targets), occupancy, background, pivot_options, scene_gt, mm_per_unit, scene_id)
+    by_position: dict[int, tuple[dict[str, Any], list[BopEstimate]]] = {}
+
+    def take_in(result: ShardResult) -> None:
+        for position, item in zip(result.shard.indices, result.items, strict=True):
+            by_position[position] = item
+            progress.advance("solved" if item[0]["success"] else "not solved")
+
     with progress:
-        for target in targets:
-            image = _load_target_image(target)
-            depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
-            starts = hypothesis_starts(config, target, depth)
-            start_time = time.perf_counter()
-            with progress.steps(f"target {target.id}", config.solver.iters) as steps:
-                result = solve_pose(
-                    loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
-                    torch.Generator().manual_seed(target.seed), background, on_step=steps.update,
-                )
-            seconds = time.perf_counter() - start_time
-            rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
-            init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
-            success = rot_err < config.success_rot_deg and trans_err < config.success_trans
-            if target.id not in scene_gt:
-                raise NerfDataError(f"{config.targets}: target {target.id} is not in the BOP scene_gt.json")
-            score = 1.0 / (1.0 + float(result.losses[result.best]))  # BOP ranks by score: lower loss, higher
-            gt_instances = scene_gt[target.id]
-            scored = object_estimates(
-                gt_instances, target.gt_c2w, result.est_c2w, mm_per_unit, scene_id, target.id, score, seconds
-            )
-            estimates += [s.estimate for s in scored]
-            records.append({
-                "id": target.id,
-                "est_c2w": _matrix(result.est_c2w),
-                "rot_err_deg": rot_err,
-                "trans_err": trans_err,
-                "success": success,
-                "iters": result.iters,
-                "converged": result.converged,
-                "seconds": seconds,
-                "init_rot_err_deg": init_rot,
-                "init_trans_err": init_trans,
-                "best_hypothesis": result.best,
-                "hypothesis_steps": result.steps,
-                "hypothesis_losses": [float(v) for v in result.losses],
-                "start_c2w": [_matrix(s) for s in starts],
-                "bop": [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored],
-            })
-            progress.advance("solved" if success else "not solved")
+        # Here the solver's steps show in a second bar; a Ray worker's are not followed.
+        runner = replace(field_work(solve_targets, work, loaded, config.field),
+                         local=partial(solve_targets, work, loaded, steps=progress.steps))
+        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
+    if failures:
+        progress.summary([f"failed: {f.describe('targets')}" for f in failures])
+        raise_failures(failures, "targets")
+    records = [by_position[position][0] for position in range(len(targets))]
+    estimates = [e for position in range(len(targets)) for e in by_position[position][1]]
     times = [r["seconds"] for r in records]
     metric = recorded_meters_per_unit(document)
     results = {
@@ -442,7 +490,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
             "trans_m": None if metric is None else config.success_trans * metric,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
-        "config": to_dict(config),
+        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same results anywhere
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256},
         "targets": records,
     }
@@ -452,6 +500,82 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     results["bop_results"] = bop_csv.name  # beside results.json
     write_json_atomic(out, results)
     return results
+
+
+@dataclass(frozen=True)
+class SolveWork:
+    """What solving a target takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: InerfSolveConfig
+    targets: tuple[Target, ...]
+    occupancy: OccupancyGrid
+    background: str
+    pivot_options: RenderOptions
+    scene_gt: dict[int, list[dict[str, Any]]]
+    """The targets' BOP ground truth, by image id."""
+    mm_per_unit: float
+    scene_id: int
+
+
+def solve_targets(
+    work: SolveWork,
+    loaded: LoadedField,
+    positions: Sequence[int],
+    steps: Callable[[str, int], AbstractContextManager[Steps]] | None = None,
+) -> list[tuple[dict[str, Any], list[BopEstimate]]]:
+    """Solve targets ``positions`` (in ``work.targets``); returns per target its ``results.json``
+    entry and its BOP estimates. ``steps``: follows the solver's steps (:meth:`Reporter.steps`).
+
+    A target's result depends on the config and the target only (its generator is seeded by the
+    target's seed); its ``seconds`` are what it took.
+
+    Raises:
+        NerfDataError: an unreadable target image, a target missing from the BOP scene_gt.json.
+    """
+    config, occupancy, background = work.config, work.occupancy, work.background
+    items = []
+    for position in positions:
+        target = work.targets[position]
+        image = _load_target_image(target)
+        depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, work.pivot_options)
+        starts = hypothesis_starts(config, target, depth)
+        start_time = time.perf_counter()
+        follow = steps(f"target {target.id}", config.solver.iters) if steps is not None else nullcontext(None)
+        with follow as step:
+            result = solve_pose(
+                loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
+                torch.Generator().manual_seed(target.seed), background,
+                on_step=step.update if step is not None else None,
+            )
+        seconds = time.perf_counter() - start_time
+        rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
+        init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
+        success = rot_err < config.success_rot_deg and trans_err < config.success_trans
+        if target.id not in work.scene_gt:
+            raise NerfDataError(f"{config.targets}: target {target.id} is not in the BOP scene_gt.json")
+        score = 1.0 / (1.0 + float(result.losses[result.best]))  # BOP ranks by score: lower loss, higher
+        gt_instances = work.scene_gt[target.id]
+        scored = object_estimates(
+            gt_instances, target.gt_c2w, result.est_c2w, work.mm_per_unit, work.scene_id, target.id, score, seconds
+        )
+        items.append(({
+            "id": target.id,
+            "est_c2w": _matrix(result.est_c2w),
+            "rot_err_deg": rot_err,
+            "trans_err": trans_err,
+            "success": success,
+            "iters": result.iters,
+            "converged": result.converged,
+            "seconds": seconds,
+            "init_rot_err_deg": init_rot,
+            "init_trans_err": init_trans,
+            "best_hypothesis": result.best,
+            "hypothesis_steps": result.steps,
+            "hypothesis_losses": [float(v) for v in result.losses],
+            "start_c2w": [_matrix(s) for s in starts],
+            "bop": [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored],
+        }, [s.estimate for s in scored]))
+    return items
 
 
 def recorded_meters_per_unit(document: dict[str, Any]) -> float | None:

@@ -121,7 +121,8 @@ class NamedField:
     """Its checkpoint (as ``field``)."""
 
     def __post_init__(self) -> None:
-        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\") or self.name != self.name.strip():
+        plain = self.name not in ("", ".", "..") and not any(c in self.name for c in "/\\")
+        if not plain or self.name != self.name.strip():
             raise ConfigError(f"fields: a name must be a plain folder name, got {self.name!r}")
 
 
@@ -369,7 +370,8 @@ def render_views(work: ViewWork, loaded: LoadedField, indices: Sequence[int]) ->
                 depth, ranges = surface["depth"], surface["range"]
                 bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
                 files |= bop_files
-            record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
+            checksums = {k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()}
+            record.update(status="complete", files=checksums)
         records.append(record)
     return records
 
