@@ -211,7 +211,9 @@ class Reporter:
             self.failures.append(description)
         if self._bar is not None:
             self._bar.update(self._task, status=self._rates(short=True))
+            self._bar.console.print(f"{self.action}: failed attempt: {description}")
         elif self.enabled:
+            print(f"{self.action}: failed attempt: {description}", file=self.stream, flush=True)
             self._log()
 
     @contextmanager

@@ -5,8 +5,9 @@ A job (render, correspond, inerf) prepares its output on the driver, splits its 
 picklable state, the field and a shard's item indices, returning one record per item. The executor
 runs every shard and calls the driver back as each comes in; the driver alone writes the job-level
 files. A shard that fails is reported after the others ran (:func:`raise_failures`); Ray re-runs
-failed attempts (a raised error, a worker process that died) up to ``max_attempts`` first. An item's output depends only on the job's config, seed and index, so every
-executor writes the same files.
+failed attempts (a raised error, a worker process that died) up to ``max_attempts`` first. An
+item's output depends only on the job's config, seed and index, so every executor writes the same
+files.
 
 Ray is imported only by :mod:`nerfdata.executors.ray`, only when a job asks for it (the
 ``[distributed]`` extra).

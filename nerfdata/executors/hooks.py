@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nerfdata.errors import NerfDataError
+
 __all__ = ["Hooks", "InjectedFault", "StoppedByHook"]
 
 _PREFIX = "NERFDATA_TEST_"
 
 
-class InjectedFault(RuntimeError):
-    """The failure a hook injects."""
+class InjectedFault(NerfDataError):
+    """The failure a hook injects: stands for bad input one shard meets (a corrupt file, a bad pose)."""
 
 
 class StoppedByHook(RuntimeError):

@@ -18,6 +18,7 @@ shared at the same path on every node, and nerfdata installed on each.
 
 import logging
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +32,12 @@ from nerfdata.executors.shards import Shard, ShardFailure, ShardResult
 __all__ = ["DistributedUnavailable", "RayExecutor", "ShardWorker"]
 
 _INSTALL = "pip install 'nerfdata[distributed]'"
+
+_REST_SECONDS = 0.5
+"""How long the driver leaves an actor that is restarting before probing it again."""
+
+_NO_WORKER_SECONDS = 600
+"""How long the driver waits with shards to run and no actor alive (all restarting) before it gives up."""
 
 _POOL: dict[str, Any] = {"key": None, "actors": [], "remote": None}
 """The actors of this driver, kept across jobs (a many-field job starts its workers once)."""
@@ -112,7 +119,8 @@ class RayExecutor:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "workers": self.workers, "shard_size": self.shard_size}
 
-    def _actors(self) -> list[Any]:
+    def _actors(self, count: int) -> list[Any]:
+        """``count`` actors of the pool (started when it has fewer)."""
         ray = _ray()
         config = self.config
         key = (ray.get_runtime_context().get_job_id(), config.num_cpus_per_worker, config.num_gpus_per_worker)
@@ -125,9 +133,9 @@ class RayExecutor:
             num_cpus=config.num_cpus_per_worker, num_gpus=config.num_gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # the driver re-submits, counting attempts
         )
-        while len(actors) < self.workers:
+        while len(actors) < count:
             actors.append(remote.remote())
-        return actors[: self.workers]
+        return actors[:count]
 
     def run(
         self,
@@ -141,27 +149,57 @@ class RayExecutor:
             return []
         hooks = Hooks.from_environment()
         job, state, cwd = uuid.uuid4().hex, [ray.put(work.setup)], os.getcwd()
-        idle = deque(self._actors())
+        # An actor whose process died is restarted by Ray; until it answers a probe it gets no shard,
+        # so that only shards an actor really took count as attempts. Each starts with a probe: one
+        # may still be restarting from an earlier job.
+        idle: deque[Any] = deque()
+        resting: list[tuple[float, Any]] = []  # (until when, actor)
+        probing = {actor.pid.remote(): actor for actor in self._actors(min(self.workers, len(shards)))}
         queue = deque((shard, 0) for shard in shards)
         running: dict[Any, tuple[Any, Shard, int]] = {}
         failures: list[ShardFailure] = []
-        done = 0
+        done, last_worker = 0, time.monotonic()
         try:
             while queue or running:
+                now = time.monotonic()
+                for until, actor in [r for r in resting if r[0] <= now]:
+                    resting.remove((until, actor))
+                    probing[actor.pid.remote()] = actor
                 while queue and idle:
                     (shard, attempt), actor = queue.popleft(), idle.popleft()
                     task = actor.run.remote(job, state, cwd, hooks, shard.indices, attempt)
                     running[task] = (actor, shard, attempt)
-                (ready, *_), _ = ray.wait(list(running), num_returns=1)
-                actor, shard, attempt = running.pop(ready)
-                idle.append(actor)  # a dead actor is restarted by Ray; tasks sent meanwhile wait for it
+                if running or idle:
+                    last_worker = now
+                elif now - last_worker > _NO_WORKER_SECONDS:
+                    raise NerfDataError(f"executor: no Ray worker has been available for {_NO_WORKER_SECONDS} s")
+                waiting = [*running, *probing]
+                if not waiting:
+                    time.sleep(_REST_SECONDS / 5)
+                    continue
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=_REST_SECONDS if resting else None)
+                if not ready:
+                    continue
+                if ready[0] in probing:
+                    actor = probing.pop(ready[0])
+                    try:
+                        ray.get(ready[0])
+                    except ray.exceptions.RayActorError:
+                        resting.append((time.monotonic() + _REST_SECONDS, actor))
+                    else:
+                        idle.append(actor)
+                    continue
+                actor, shard, attempt = running.pop(ready[0])
                 try:
-                    items = ray.get(ready)
+                    items = ray.get(ready[0])
                 except ray.exceptions.RayTaskError as error:  # the shard raised
+                    idle.append(actor)
                     failed = error.cause if isinstance(error.cause, NerfDataError) else error.as_instanceof_cause()
                 except ray.exceptions.RayActorError as error:  # its worker died
+                    resting.append((time.monotonic() + _REST_SECONDS, actor))
                     failed = error
                 else:
+                    idle.append(actor)
                     on_result(ShardResult(shard, attempt, items))
                     done += 1
                     hooks.after_shard(done)

@@ -235,14 +235,14 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     field_ = loaded.field
     occupancy = loaded.occupancy_grid()
     pairs = choose_pairs(cameras, depths, config.pairs, config.min_overlap, config.seed)
+    shards = split_shards(range(len(pairs)), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.json").unlink(missing_ok=True)
     by_number: dict[int, dict[str, Any]] = {}
     progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
                         work_unit="matches")
-    shards = split_shards(range(len(pairs)), config.executor.shard_size)
-    executor = make_executor(config.executor, len(shards))
     work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
 
     def take_in(result: ShardResult) -> None:

@@ -224,6 +224,8 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
+    shards = split_shards(range(config.num), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     _prepare(config.out, config.overwrite)
     mesh = MeshConfig(resolution=config.mesh_resolution) if config.mesh else None
     bop = BopExport.create(config.out, BOP_SCENE, field_, occupancy, config.objects, mesh, meters_per_unit)
@@ -232,8 +234,6 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     by_index: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
-    shards = split_shards(range(config.num), config.executor.shard_size)
-    executor = make_executor(config.executor, len(shards))
     work = TargetWork(config, tuple(views[: config.num]), intrinsics, options, occupancy, bop)
 
     def take_in(result: ShardResult) -> None:

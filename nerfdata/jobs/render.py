@@ -243,6 +243,7 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     views = sample_views(config.views, config.seed, read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
+    executor = make_executor(config.executor, len(split_shards(range(len(views)), config.executor.shard_size)))
     occupancy = loaded.occupancy_grid(config.occupancy_resolution)
     generator = torch.Generator().manual_seed(config.seed)
     cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
@@ -256,7 +257,6 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
     options = replace(config.render, normals=gradient_normals)
     shards = split_shards((i for i in range(len(views)) if i not in kept), config.executor.shard_size)
-    executor = make_executor(config.executor, len(shards))
     manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,

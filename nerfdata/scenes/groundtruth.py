@@ -104,7 +104,7 @@ class MeshRaycaster:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickled as its meshes (open3d's structure is not picklable): rebuilt where it is unpickled."""
-        return MeshRaycaster.from_meshes, self._source
+        return _raycaster, self._source
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> MeshHits:
         """First hits of rays ``(n, 3)`` with unit ``directions``."""
@@ -161,3 +161,8 @@ def _vertex_colors(mesh: trimesh.Trimesh) -> np.ndarray:
     if getattr(visual, "kind", None) == "vertex":
         return np.asarray(visual.vertex_colors[:, :3], dtype=np.float32) / 255.0
     return np.full((len(mesh.vertices), 3), 0.5, dtype=np.float32)
+
+
+def _raycaster(meshes: list[trimesh.Trimesh], colors: list[np.ndarray], smooth_normals: bool) -> MeshRaycaster:
+    """A pickled :class:`MeshRaycaster`, rebuilt (a module function: pickled by name)."""
+    return MeshRaycaster.from_meshes(meshes, colors, smooth_normals)
