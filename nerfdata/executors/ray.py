@@ -29,7 +29,7 @@ from nerfdata.executors import ExecutorConfig, Work
 from nerfdata.executors.hooks import Hooks
 from nerfdata.executors.shards import Shard, ShardFailure, ShardResult
 
-__all__ = ["DistributedUnavailable", "RayExecutor", "ShardWorker"]
+__all__ = ["DistributedUnavailable", "RayExecutor", "ShardWorker", "release_workers", "require_ray"]
 
 _INSTALL = "pip install 'nerfdata[distributed]'"
 
@@ -47,7 +47,7 @@ class DistributedUnavailable(NerfDataError):
     """``--executor ray`` without Ray installed."""
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -59,6 +59,11 @@ class ShardWorker:
     """One Ray worker process: the runner of the job it last ran, its field loaded once."""
 
     def __init__(self) -> None:
+        import ray
+        import torch
+
+        # As many compute threads as CPUs reserved (Ray's OMP_NUM_THREADS may be read too late).
+        torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self._job: str | None = None
         self._runner: Callable[[tuple[int, ...]], list[Any]] | None = None
 
@@ -89,7 +94,7 @@ class RayExecutor:
     kind = "ray"
 
     def __init__(self, config: ExecutorConfig, shards: int) -> None:
-        ray = _ray()
+        ray = require_ray()
         self.config, self.shard_size = config, config.shard_size
         if not ray.is_initialized():
             try:
@@ -121,7 +126,7 @@ class RayExecutor:
 
     def _actors(self, count: int) -> list[Any]:
         """``count`` actors of the pool (started when it has fewer)."""
-        ray = _ray()
+        ray = require_ray()
         config = self.config
         key = (ray.get_runtime_context().get_job_id(), config.num_cpus_per_worker, config.num_gpus_per_worker)
         if _POOL["key"] != key:
@@ -144,7 +149,7 @@ class RayExecutor:
         on_result: Callable[[ShardResult], None],
         on_retry: Callable[[Shard, int, BaseException], None] | None = None,
     ) -> list[ShardFailure]:
-        ray = _ray()
+        ray = require_ray()
         if not shards:
             return []
         hooks = Hooks.from_environment()
@@ -213,8 +218,15 @@ class RayExecutor:
         except BaseException:
             # The driver stops: its workers stop with it (as when a driver process exits), so
             # nothing keeps writing into the output folder behind a rerun.
-            for actor in _POOL["actors"]:
-                ray.kill(actor, no_restart=True)
-            _POOL.update(key=None, actors=[])
+            release_workers()
             raise
         return failures
+
+
+def release_workers() -> None:
+    """Stop this driver's Ray workers (the next job starts new ones)."""
+    if _POOL["actors"]:
+        ray = require_ray()
+        for actor in _POOL["actors"]:
+            ray.kill(actor, no_restart=True)
+    _POOL.update(key=None, actors=[])
