@@ -1,9 +1,10 @@
 """Ray's overhead: ``python benchmarks/ray_overhead.py [--views N] [--workers 1 2] [--shard-size 4] [--json FILE]``.
 
 Renders the README's demo job (configs/demo.yaml: tabletop, 24 views at 256x256, every layer) on the
-local executor, then on a local Ray instance with 1 and 2 workers (every process one thread), each cold (new workers: a process, torch, the field) and warm (the same workers again), checks
-that every dataset is byte-identical to the local one, and prints seconds per job and per view with
-their ratio to the local run. Needs the [distributed] extra.
+local executor, then on a local Ray instance with 1 and 2 workers (every process one thread), each
+cold (new workers: a process, torch, the field) and warm (the same workers again), checks that every
+dataset is byte-identical to the local one, and prints seconds per job and per view with their ratio
+to the local run. Needs the [distributed] extra.
 """
 
 import argparse

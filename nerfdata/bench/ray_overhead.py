@@ -1,13 +1,14 @@
 """Ray's overhead: the demo job on the local executor and on Ray with 1 and 2 workers, side by side.
 
-The README's demo job (``configs/demo.yaml``, its views optionally cut to ``views``) is rendered into
-fresh folders: once locally, then on Ray for each number of workers, twice: "cold" (a new pool of
-workers: each starts a Python process, imports torch and loads the field) and "warm" (the pool of the
-previous job, as in a many-field job or a second job of the same driver). Every process computes
+The README's demo job (``configs/demo.yaml``, its views optionally cut to ``views``) is rendered
+into fresh folders: once locally, then on Ray for each number of workers, twice: "cold" (a new pool
+of workers: each starts a Python process, imports torch and loads the field) and "warm" (the pool of
+the previous job, as in a many-field job or a second job of the same driver). Every process computes
 with one thread (the local run too), so Ray with 1 worker against local is Ray's overhead alone, and
-2 workers against 1 is how it scales (on a machine with 2 free cores). Every dataset is checked to be byte-identical to the local one (manifest aside: it names the executor).
-Reported: seconds per job and per view, and their ratio to the local run; Ray's own start (joining
-or starting the local instance) is timed apart.
+2 workers against 1 is how it scales (on a machine with 2 free cores). Every dataset is checked to
+be byte-identical to the local one (manifest aside: it names the executor). Reported: seconds per
+job and per view, and their ratio to the local run; Ray's own start (joining or starting the local
+instance) is timed apart.
 """
 
 import os
