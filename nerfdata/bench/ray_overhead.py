@@ -7,11 +7,12 @@ the previous job, as in a many-field job or a second job of the same driver). Ev
 with one thread (the local run too), so Ray with 1 worker against local is Ray's overhead alone, and
 2 workers against 1 is how it scales (on a machine with 2 free cores). Every dataset is checked to
 be byte-identical to the local one (manifest aside: it names the executor). Reported: seconds per
-job and per view, and their ratio to the local run; Ray's own start (joining or starting the local
-instance) is timed apart.
+job and per view, and their ratio to the local run (medians over ``repeats`` rounds of every run, in
+turn, so that a busy machine slows each alike); Ray's own start is timed apart.
 """
 
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -47,11 +48,14 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def ray_overhead(
-    views: int | None = None, workers: Sequence[int] = (1, 2), shard_size: int = ExecutorConfig.shard_size
+    views: int | None = None,
+    workers: Sequence[int] = (1, 2),
+    shard_size: int = ExecutorConfig.shard_size,
+    repeats: int = 1,
 ) -> list[dict[str, Any]]:
-    """Rows ``{executor, workers, start, seconds, per_view, ratio_job, ratio_view, identical}``; the
-    first is the local run, then Ray's start (``start: "ray.init"``), then per number of workers its
-    cold and warm jobs.
+    """Rows ``{executor, workers, start, seconds, per_view, ratio, identical}``: the local run, Ray's
+    start (``start: "ray.init"``), then per number of workers its cold and warm jobs. With
+    ``repeats``, the runs go round that many times in the same order and each row is the median.
 
     Raises:
         NerfDataError: Ray is not installed (the ``[distributed]`` extra).
@@ -59,40 +63,50 @@ def ray_overhead(
     from nerfdata.executors.ray import release_workers, require_ray
 
     ray = require_ray()
-    cpus = os.cpu_count() or 1
-    rows: list[dict[str, Any]] = []
+    times: dict[tuple[str, int, str], list[float]] = {}
+    identical: dict[tuple[str, int, str], bool] = {}
+    started = not ray.is_initialized()
     with tempfile.TemporaryDirectory(prefix="nerfdata-ray-bench-") as tmp:
         local_job = demo_job(Path(tmp) / "local", views)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
         try:
-            begin = time.perf_counter()
-            run_render(local_job, show_progress=False)
-            local = time.perf_counter() - begin
-        finally:
-            torch.set_num_threads(threads)
-        expected = _files(local_job.out)
-        count = len((read_manifest(local_job.out) or {})["views"])
-        rows.append(_row("local", 1, "-", local, count, local))
-        started = not ray.is_initialized()
-        begin = time.perf_counter()
-        if started:
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
-        rows.append(_row("ray", 0, "ray.init", time.perf_counter() - begin, None, local))
-        try:
-            for n in workers:
-                executor = ExecutorConfig(kind="ray", num_workers=n, shard_size=shard_size)
-                for start in ("cold", "warm"):
-                    job = replace(local_job, out=Path(tmp) / f"ray{n}-{start}", executor=executor)
+            for repeat in range(repeats):
+                out = Path(tmp) / f"local{repeat}"
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    times.setdefault(("local", 1, "-"), []).append(_seconds(replace(local_job, out=out)))
+                finally:
+                    torch.set_num_threads(threads)
+                expected = _files(out)
+                if repeat == 0:
+                    count = len((read_manifest(out) or {})["views"])
                     begin = time.perf_counter()
-                    run_render(job, show_progress=False)
-                    seconds = time.perf_counter() - begin
-                    rows.append(_row("ray", n, start, seconds, count, local, _files(job.out) == expected))
-                release_workers()  # the next row starts its own
+                    if started:
+                        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+                    times[("ray", 0, "ray.init")] = [time.perf_counter() - begin]
+                for n in workers:
+                    executor = ExecutorConfig(kind="ray", num_workers=n, shard_size=shard_size)
+                    for start in ("cold", "warm"):
+                        job = replace(local_job, out=Path(tmp) / f"ray{n}-{start}-{repeat}", executor=executor)
+                        times.setdefault(("ray", n, start), []).append(_seconds(job))
+                        identical[("ray", n, start)] = identical.get(("ray", n, start), True) and (
+                            _files(job.out) == expected
+                        )
+                    release_workers()  # the next row starts its own
         finally:
             if started:
                 ray.shutdown()
-    return rows
+    local = statistics.median(times[("local", 1, "-")])
+    return [
+        _row(*key, statistics.median(seconds), None if key[2] == "ray.init" else count, local, identical.get(key))
+        for key, seconds in times.items()
+    ]
+
+
+def _seconds(job: RenderJobConfig) -> float:
+    begin = time.perf_counter()
+    run_render(job, show_progress=False)
+    return time.perf_counter() - begin
 
 
 def _row(executor: str, workers: int, start: str, seconds: float, views: int | None, local: float,
