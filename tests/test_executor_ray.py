@@ -273,6 +273,27 @@ def test_the_executor_flags(tmp_path):
     assert solve.executor.kind == "ray"
 
 
+def test_a_job_yaml_lists_fields_instead_of_field(tmp_path):
+    from nerfdata.cli import command
+    from nerfdata.errors import ConfigError
+    from nerfdata.flags import parse_command
+
+    job = tmp_path / "many.yaml"
+    job.write_text("fields:\n  - {name: a, path: scenes/mug}\n  - {name: b, path: scenes/tabletop}\n")
+    config = parse_command(command("render"), ["--config", str(job)]).config
+    assert config.field is None and [(f.name, str(f.path)) for f in config.fields] == [
+        ("a", "scenes/mug"), ("b", "scenes/tabletop")
+    ]
+    with pytest.raises(ConfigError, match="not both"):
+        parse_command(command("render"), ["--config", str(job), "--field", "scenes/mug"])
+    job.write_text("fields:\n  - {name: a, path: scenes/mug}\n  - {name: a, path: scenes/tabletop}\n")
+    with pytest.raises(ConfigError, match="listed twice"):
+        parse_command(command("render"), ["--config", str(job)])
+    job.write_text("fields:\n  - {name: ../a, path: scenes/mug}\n")
+    with pytest.raises(ConfigError, match="plain folder name"):
+        parse_command(command("render"), ["--config", str(job)])
+
+
 _WITHOUT_RAY = """
 import sys
 class NoRay:

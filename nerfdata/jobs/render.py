@@ -130,7 +130,7 @@ class NamedField:
 class RenderJobConfig:
     """A render job: which field, which views, which layers, where."""
 
-    field: Path | None = None
+    field: Path | None = dataclass_field(default=None, metadata={"required_unless": "fields"})  # see nerfdata.flags
     """Checkpoint folder (field.json + field.safetensors), or its .safetensors / .json file."""
     out: Path = Path("renders/demo")
     """Output dataset folder."""
@@ -162,11 +162,10 @@ class RenderJobConfig:
     """Where the views are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
-        if (self.field is None) == (not self.fields):
-            raise ConfigError(
-                "field: give one checkpoint (field: PATH, --field PATH) or several (fields: [{name, path}, ...]), "
-                + ("not both" if self.fields else "none was given")
-            )
+        if self.field is None and not self.fields:
+            raise ConfigError("missing --field PATH (the checkpoint), or fields: [{name, path}, ...] for several")
+        if self.field is not None and self.fields:
+            raise ConfigError("field and fields: give one checkpoint or a list of fields, not both")
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ConfigError(f"fields: a name is listed twice: {names}")
