@@ -24,9 +24,9 @@ commands:
   train     fit an NGPField to a transforms.json dataset: nerfdata train DATA_DIR --out CKPT_DIR
   scene     write a ground-truth scene's dataset: nerfdata scene scenes/NAME --out DATA_DIR
   correspond  dense correspondences between views of a rendered dataset:
-            nerfdata correspond --field CKPT --dataset DIR
+            nerfdata correspond --dataset DIR [--field CKPT]
   mesh      extract a coloured mesh by marching cubes:
-            nerfdata mesh --field CKPT --out mesh.ply [--resolution R]
+            nerfdata mesh --field CKPT --out mesh.ply [--resolution R] [--overwrite]
   inerf     pose inversion: nerfdata inerf targets --field CKPT --out DIR
             | nerfdata inerf solve --field CKPT --targets DIR
   bench     print speed ratios measured side by side; writes benchmarks/results.json
@@ -150,13 +150,14 @@ def command(name: str) -> Command:
 
         # Extraction and clean-up options are flags of their own (--resolution, not --extraction.resolution).
         usage = ("nerfdata mesh --field PATH --out mesh.ply [--resolution 256] [--threshold T|auto] "
-                 "[--bounds x0 y0 z0 x1 y1 z1] [flags]")
+                 "[--bounds x0 y0 z0 x1 y1 z1] [--overwrite] [flags]")
         return Command("nerfdata mesh", MeshJobConfig, usage, flat=("extraction", "cleanup"))
     if name == "correspond":
         from nerfdata.jobs.correspond import CorrespondJobConfig
 
-        usage = ("nerfdata correspond --field PATH --dataset DIR [--pairs 20] [--per-pair 4096] [--out DIR] "
-                 "[flags]")
+        # --field defaults to the field the dataset's manifest names (and must match its checksum).
+        usage = ("nerfdata correspond --dataset DIR [--field PATH] [--pairs 20] [--per-pair 4096] [--out DIR] "
+                 "[--overwrite] [flags]")
         return Command("nerfdata correspond", CorrespondJobConfig, usage, shortcuts=EXECUTOR_SHORTCUTS)
     if name == "inerf targets":
         from nerfdata.jobs.inerf import InerfTargetsConfig

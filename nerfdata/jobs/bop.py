@@ -45,6 +45,7 @@ from nerfdata.writers.bop import (
     bop_gt_entry,
     bop_image_name,
     bop_mask_name,
+    bop_model_name,
     depth_scale_for,
     gt_info_entry,
     write_bop_mask,
@@ -53,7 +54,15 @@ from nerfdata.writers.bop import (
 )
 from nerfdata.writers.images import write_png
 
-__all__ = ["EVAL_FACES", "BopConfig", "BopExport", "ScoredEstimate", "meters_per_unit_of", "object_estimates"]
+__all__ = [
+    "EVAL_FACES",
+    "BopConfig",
+    "BopExport",
+    "ScoredEstimate",
+    "bop_export_files",
+    "meters_per_unit_of",
+    "object_estimates",
+]
 
 EVAL_FACES = 20_000
 """Faces of a ``models_eval/`` model at most (quadric decimation; smaller models are copied)."""
@@ -92,6 +101,23 @@ class BopConfig:
     def scene(self) -> str:
         """The scene folder relative to the output, ``SPLIT/NNNNNN``."""
         return f"{self.split}/{self.scene_id:06d}"
+
+
+_SCENE_FILES = ("scene_camera.json", "scene_gt.json", "scene_gt_info.json")
+
+
+def bop_export_files(scene: str, objects: tuple[ObjectConfig, ...], field_: Field, models: bool) -> list[str]:
+    """The files a BOP export writes once per job, relative to its root: the scene's JSON files and,
+    with ``models``, each object's model in ``models/`` and ``models_eval/`` with their ``models_info.json``.
+
+    Known before anything is extracted, so that a job lists them before writing them.
+    """
+    files = [f"{scene}/{name}" for name in _SCENE_FILES]
+    if models:
+        ids = [obj.obj_id for obj in field_objects(objects, field_.aabb.cpu().double().numpy())]
+        for folder in ("models", "models_eval"):
+            files += [f"{folder}/{bop_model_name(i)}" for i in sorted(ids)] + [f"{folder}/models_info.json"]
+    return files
 
 
 def meters_per_unit_of(loaded: LoadedField, given: float | None) -> tuple[float, str]:
@@ -185,23 +211,29 @@ class BopExport:
             The files written (name -> path relative to the output folder) and the view's JSON
             entries: ``{"camera": scene_camera entry, "gt": [scene_gt entries], "gt_info": [...]}``.
         """
-        scene_dir, name = self.root / self.scene, bop_image_name(im_id)
-        write_png(scene_dir / "rgb" / name, rgb)
+        files = self.view_files(im_id)
+        write_png(self.root / files["bop_rgb"], rgb)
         scale = depth_scale_for(depth, self.mm_per_unit)
         values = bop_depth_values(depth, self.mm_per_unit, scale)
-        write_png(scene_dir / "depth" / name, values)
-        files = {"bop_rgb": f"{self.scene}/rgb/{name}", "bop_depth": f"{self.scene}/depth/{name}"}
+        write_png(self.root / files["bop_depth"], values)
         gts, infos = [], []
         for instance, view in enumerate(
             object_views(self.objects, self.casters, self.models, camera, ranges, self.mm_per_unit)
         ):
-            mask_name = bop_mask_name(im_id, instance)
             for folder, mask in (("mask", view.silhouette.mask), ("mask_visib", view.mask_visib)):
-                write_bop_mask(scene_dir / folder / mask_name, mask)
-                files[f"bop_{folder}_{instance:06d}"] = f"{self.scene}/{folder}/{mask_name}"
+                write_bop_mask(self.root / files[f"bop_{folder}_{instance:06d}"], mask)
             gts.append(bop_gt_entry(view.m2c, view.obj_id))
             infos.append(gt_info_entry(view.silhouette.pixels, view.silhouette.mask, view.mask_visib, values))
         return files, {"camera": bop_camera_entry(camera, scale), "gt": gts, "gt_info": infos}
+
+    def view_files(self, im_id: int) -> dict[str, str]:
+        """The files :meth:`write_view` writes for image ``im_id`` (name -> path relative to the root), in order."""
+        name = bop_image_name(im_id)
+        files = {"bop_rgb": f"{self.scene}/rgb/{name}", "bop_depth": f"{self.scene}/depth/{name}"}
+        for instance in range(len(self.objects)):  # every object has its masks, seen or not
+            for folder in ("mask", "mask_visib"):
+                files[f"bop_{folder}_{instance:06d}"] = f"{self.scene}/{folder}/{bop_mask_name(im_id, instance)}"
+        return files
 
     def write_scene(self, entries: dict[int, dict[str, Any]]) -> None:
         """Write scene_camera.json, scene_gt.json and scene_gt_info.json from the views' entries."""

@@ -10,7 +10,9 @@ the first pairs -> ``pairs.json`` last.
 only after every pair, so an interrupted run never leaves an index pointing at a mix of old and new
 files. The same config and seed give byte-identical files, under any executor: the pairs are matched
 in shards (:func:`match_pairs`, in this process or on Ray workers), and the driver alone writes
-``pairs.json``.
+``pairs.json`` and the manifest. ``correspondences/manifest.json`` lists every file of the export
+before it is written (:mod:`nerfdata.writers.output_folder`: an earlier export of another job is
+replaced only with ``overwrite``, and then only its listed files removed).
 """
 
 import hashlib
@@ -52,7 +54,16 @@ from nerfdata.render.renderer import RenderOptions
 from nerfdata.version import __version__
 from nerfdata.writers.conventions import conventions
 from nerfdata.writers.images import read_depth_png, to_uint8, write_png
-from nerfdata.writers.manifest import read_manifest
+from nerfdata.writers.manifest import (
+    MANIFEST_NAME,
+    check_recorded_field,
+    config_hash,
+    field_identity,
+    read_manifest,
+    sha256_json_file,
+    write_manifest,
+)
+from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.preview import colormap
 from nerfdata.writers.transforms import TransformsDataset, read_transforms
 
@@ -63,12 +74,15 @@ __all__ = ["CorrespondJobConfig", "CorrespondResult", "PairWork", "dataset_depth
 class CorrespondJobConfig:
     """A correspondence job: which field, which rendered dataset, how many pairs and matches."""
 
-    field: Path
-    """Checkpoint the dataset was rendered from: folder (field.json + field.safetensors) or its .json / .safetensors."""
     dataset: Path
-    """Dataset written by nerfdata render (folder holding transforms.json and depth/)."""
+    """Dataset written by nerfdata render (folder holding transforms.json and depth/), complete."""
+    field: Path | None = None
+    """Checkpoint the dataset was rendered from (folder, or its .json / .safetensors); default: the one its
+    manifest names. A field other than the one the manifest records (its sha256) is refused."""
     out: Path | None = None
     """Folder that receives correspondences/ (default: the dataset folder)."""
+    overwrite: bool = False
+    """Replace an earlier export of a different job in correspondences/ (only the files it lists)."""
     pairs: int = 20
     """View pairs to match (fewer when fewer pairs overlap enough)."""
     per_pair: int = 4096
@@ -212,65 +226,119 @@ def match_preview(tile_a: np.ndarray, tile_b: np.ndarray, matches: Matches, line
     return np.asarray(image)
 
 
-def _remove_stale(folder: Path, keep: set[str]) -> None:
-    """Remove pair files and previews of an earlier run that this run did not write."""
-    for path in [*folder.glob("?????_?????.npz"), *folder.glob("preview_?????_?????.png")]:
-        if path.name not in keep:
-            path.unlink()
+def _pair_name(pair: ViewPair) -> str:
+    return f"{pair.a:05d}_{pair.b:05d}"
+
+
+def _pair_files(pairs: list[ViewPair], preview_pairs: int) -> list[str]:
+    """Every file an export of ``pairs`` writes (pairs.json, each pair's .npz, the previews)."""
+    previews = [f"preview_{_pair_name(pair)}.png" for pair in pairs[:preview_pairs]]
+    return sorted(["pairs.json", *(f"{_pair_name(pair)}.npz" for pair in pairs), *previews])
+
+
+def _source_manifest(dataset_dir: Path) -> dict[str, Any]:
+    """The dataset's manifest, refused when it says the dataset is not complete ({} when it has none)."""
+    manifest = read_manifest(dataset_dir)
+    if manifest is None:
+        return {}
+    if manifest.get("complete") is not True:
+        raise NerfDataError(
+            f"{dataset_dir / MANIFEST_NAME}: the dataset is not complete (its manifest says so); "
+            "finish it by rerunning its render job first"
+        )
+    return manifest
+
+
+def _field_path(config: CorrespondJobConfig, manifest: dict[str, Any], dataset_dir: Path) -> Path:
+    """``--field``, or the field the dataset's manifest names."""
+    if config.field is not None:
+        return config.field
+    where = dataset_dir / MANIFEST_NAME
+    recorded = (manifest.get("field") or {}).get("path") if isinstance(manifest.get("field"), dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        what = "its manifest names no field" if manifest else "it has no manifest naming its field"
+        raise NerfDataError(f"{dataset_dir}: {what}; pass --field (the checkpoint it was rendered from)")
+    path = Path(recorded)
+    if not path.exists():
+        raise NerfDataError(f"{where}: names field {recorded}, which is not there from this folder; pass --field")
+    return path
 
 
 def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> CorrespondResult:
-    """Choose view pairs of ``config.dataset``, match them through ``config.field`` and write the export.
+    """Choose view pairs of ``config.dataset``, match them through its field and write the export.
+
+    The dataset must be complete and the field the one that rendered it (the checksum its manifest
+    records); both are checked, and the output folder claimed (locked; an earlier export of another
+    job refused unless ``overwrite``), before any pair is matched. The same job again writes the
+    same files.
 
     Raises:
-        NerfDataError: a dataset without transforms.json or depth, a bad checkpoint, no overlapping pair.
+        NerfDataError: a dataset without transforms.json or depth, not complete, a bad checkpoint or
+            another field, no overlapping pair, an output folder holding another export or a user's files.
     """
     start = time.perf_counter()
     dataset = read_transforms(config.dataset, require_images=False)  # images are only previewed
     dataset_dir = dataset.path.parent
+    source = _source_manifest(dataset_dir)
+    field_path = _field_path(config, source, dataset_dir)
+    loaded = load_field(field_path)
+    check_recorded_field(source.get("field"), loaded.sha256, field_path, dataset_dir / MANIFEST_NAME)
     depths = dataset_depths(dataset)
     cameras: list[Camera] = [frame.camera for frame in dataset.frames]
     options = _render_options(dataset_dir, config.num_steps)
-    loaded = load_field(config.field)
     field_ = loaded.field
     occupancy = loaded.occupancy_grid()
     pairs = choose_pairs(cameras, depths, config.pairs, config.min_overlap, config.seed)
     shards = split_shards(range(len(pairs)), config.executor.shard_size)
     executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pairs.json").unlink(missing_ok=True)
-    by_number: dict[int, dict[str, Any]] = {}
-    progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
-                        work_unit="matches")
-    work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
-
-    def take_in(result: ShardResult) -> None:
-        for number, record in zip(result.shard.indices, result.items, strict=True):
-            by_number[number] = record
-            progress.advance(work=record["matches"])
-
-    with progress:
-        runner = field_work(match_pairs, work, loaded, config.field)
-        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "pairs"))
-    if failures:
-        progress.summary([f"failed: {f.describe('pairs')}" for f in failures])
-        raise_failures(failures, "pairs")
-    records = [by_number[number] for number in range(len(pairs))]
-    _remove_stale(folder, {r["file"] for r in records} | {r["preview"] for r in records if "preview" in r})
-    index = {
-        "nerfdata_version": __version__,
-        "kind": "correspondences",
-        "dataset": os.path.relpath(dataset.path, folder),
-        "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
-        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same pairs anywhere
-        "seed": config.seed,
-        "render": to_dict(options),
-        "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap"),
-        "arrays": ARRAYS,
-        "pairs": records,
+    # The export is defined by what it is made of: the dataset (its index file's checksum), the
+    # field's content and the config, not by where any of them lies (nor where it runs).
+    index_file = dataset_dir / MANIFEST_NAME if source else dataset.path
+    given = to_dict(replace(config, field=field_path))
+    resolved = {
+        "field": given["field"], **{k: v for k, v in given.items() if k not in ("field", "overwrite", "executor")}
     }
-    write_json_atomic(folder / "pairs.json", index)
+    what = {k: v for k, v in resolved.items() if k not in ("field", "dataset", "out")}
+    job_hash = config_hash(what | {"dataset": sha256_json_file(index_file),
+                                   "field": field_identity(loaded.sha256, loaded.json_path)})
+    with claim_output_folder(folder, job_hash, config.overwrite):
+        manifest = {"kind": "correspondences", "complete": False, "config_hash": job_hash,
+                    "executor": executor.describe(), "files": _pair_files(pairs, config.preview_pairs)}
+        write_manifest(folder, manifest)  # lists every file before any is written
+        (folder / "pairs.json").unlink(missing_ok=True)
+        by_number: dict[int, dict[str, Any]] = {}
+        progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
+                            work_unit="matches")
+        work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
+
+        def take_in(result: ShardResult) -> None:
+            for number, record in zip(result.shard.indices, result.items, strict=True):
+                by_number[number] = record
+                progress.advance(work=record["matches"])
+
+        with progress:
+            runner = field_work(match_pairs, work, loaded, field_path)
+            failures = executor.run(runner, shards, take_in, retry_reporter(progress, "pairs"))
+        if failures:
+            progress.summary([f"failed: {f.describe('pairs')}" for f in failures])
+            raise_failures(failures, "pairs")
+        records = [by_number[number] for number in range(len(pairs))]
+        index = {
+            "nerfdata_version": __version__,
+            "kind": "correspondences",
+            "dataset": os.path.relpath(dataset.path, folder),
+            "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
+            "config": resolved,
+            "seed": config.seed,
+            "render": to_dict(options),
+            "conventions": conventions("pairs", "files", "uv", "rotation_deg", "baseline", "overlap"),
+            "arrays": ARRAYS,
+            "pairs": records,
+        }
+        write_json_atomic(folder / "pairs.json", index)
+        manifest["complete"] = True
+        write_manifest(folder, manifest)
     matches, valid = sum(r["matches"] for r in records), sum(r["valid"] for r in records)
     return CorrespondResult(folder, len(records), matches, valid, time.perf_counter() - start)
 
@@ -319,7 +387,7 @@ def _match_pair(
     pixels = _pixels_of(depths[pair.a], config.per_pair, generator)
     camera_a, camera_b = cameras[pair.a], cameras[pair.b]
     matches = match_pixels(field_, camera_a, camera_b, pixels, config.match_config, options, occupancy, generator)
-    name = f"{pair.a:05d}_{pair.b:05d}"
+    name = _pair_name(pair)
     write_matches(folder / f"{name}.npz", matches)
     record: dict[str, Any] = {
         "a": pair.a, "b": pair.b, "file": f"{name}.npz",

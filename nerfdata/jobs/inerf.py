@@ -16,13 +16,14 @@ success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata
 
 Both run their targets in shards (:func:`render_targets`, :func:`solve_targets`), in this process or
 on Ray workers (``executor``); a target's files and results depend only on the config, the seed and
-its index. The driver alone writes ``targets.json``, the BOP scene's JSON files and ``results.json``.
+its index. The driver alone writes ``targets.json``, the BOP scene's JSON files, the manifest and
+``results.json``.
 """
 
+import contextlib
 import math
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
@@ -39,6 +40,7 @@ from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.executors import (
+    Executor,
     ExecutorConfig,
     field_work,
     make_executor,
@@ -50,7 +52,7 @@ from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.jobs.bop import BopExport, meters_per_unit_of, object_estimates
+from nerfdata.jobs.bop import BopExport, bop_export_files, meters_per_unit_of, object_estimates
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.mesh import MeshConfig
 from nerfdata.labels.objects import ObjectConfig, check_objects
@@ -67,9 +69,19 @@ from nerfdata.poses import SamplerConfig, ShellConfig, View, sample_views
 from nerfdata.progress import Reporter, Steps
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.version import __version__
-from nerfdata.writers.bop import BopEstimate, bop_results_name, read_scene_gt, write_bop_results
+from nerfdata.writers.bop import bop_results_name, read_scene_gt, write_bop_results
 from nerfdata.writers.conventions import BOP_CONVENTIONS, conventions
 from nerfdata.writers.images import to_uint8
+from nerfdata.writers.manifest import (
+    cameras_sha256,
+    check_recorded_field,
+    config_hash,
+    field_identity,
+    read_manifest,
+    sha256_json_file,
+    write_manifest,
+)
+from nerfdata.writers.output_folder import add_owned_files, check_output_file, claim_output_folder, output_folder_lock
 from nerfdata.writers.transforms import read_cameras
 
 __all__ = [
@@ -200,41 +212,71 @@ def _default_views(config: InerfTargetsConfig, loaded: LoadedField) -> tuple[Sam
     return (SamplerConfig(shell=shell),)
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise NerfDataError(f"{out}: output path exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise NerfDataError(f"{out}: output folder is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _matrix(t: torch.Tensor) -> list[list[float]]:
     return [[float(v) + 0.0 for v in row] for row in t.double()]
 
 
 def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) -> Path:
-    """Render the targets, their BOP twin and the model; return the path of ``inerf/targets.json``."""
+    """Render the targets, their BOP twin and the model; return the path of ``inerf/targets.json``.
+
+    The output folder is locked while the targets are written; ``OUT/manifest.json`` lists every file
+    before it is written (so ``--overwrite`` removes those and nothing else) and says when they are complete.
+    """
     loaded = load_field(config.field)
     field_ = loaded.field
-    occupancy = loaded.occupancy_grid()
     meters_per_unit, mpu_source = meters_per_unit_of(loaded, config.meters_per_unit)
     samplers = config.views or _default_views(config, loaded)
     views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
-    shards = split_shards(range(config.num), config.executor.shard_size)
-    executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
-    _prepare(config.out, config.overwrite)
+    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
+    cameras = [Camera(view.c2w_opengl, intrinsics) for view in views[: config.num]]
+    # Where the targets went and whether a folder was replaced do not define them: left out, so
+    # the same config and seed give byte-identical files wherever they are written.
+    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor")}
+    what = {k: v for k, v in resolved.items() if k not in ("field", "views")}
+    job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
+                                   "views": cameras_sha256(cameras)})
+    executor = make_executor(config.executor, len(split_shards(range(config.num), config.executor.shard_size)))
+    with claim_output_folder(config.out, job_hash, config.overwrite, same_job="refuse"):
+        manifest: dict[str, Any] = {
+            "kind": "inerf targets", "complete": False, "config_hash": job_hash, "executor": executor.describe(),
+            "files": sorted([str(TARGETS_FILE), *bop_export_files(BOP_SCENE, config.objects, field_, config.mesh)]),
+        }
+        write_manifest(config.out, manifest)
+        path = _write_targets(config, loaded, resolved, views, cameras, (meters_per_unit, mpu_source), manifest,
+                              executor, show_progress)
+        manifest["complete"] = True
+        write_manifest(config.out, manifest)
+    return path
+
+
+def _write_targets(
+    config: InerfTargetsConfig,
+    loaded: LoadedField,
+    resolved: dict[str, Any],
+    views: list[View],
+    cameras: list[Camera],
+    units: tuple[float, str],
+    manifest: dict[str, Any],
+    executor: Executor,
+    show_progress: bool,
+) -> Path:
+    """The targets job in its locked folder: models, each target's files (by ``executor``), then targets.json."""
+    field_ = loaded.field
+    occupancy = loaded.occupancy_grid()
+    meters_per_unit, mpu_source = units
     mesh = MeshConfig(resolution=config.mesh_resolution) if config.mesh else None
     bop = BopExport.create(config.out, BOP_SCENE, field_, occupancy, config.objects, mesh, meters_per_unit)
-    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
+    view_files = [p for index in range(len(cameras)) for p in bop.view_files(index).values()]
+    manifest["files"] = sorted({*manifest["files"], *view_files})
+    write_manifest(config.out, manifest)  # every target's files listed before the first is written
+    intrinsics = cameras[0].intrinsics
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
     by_index: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
-    work = TargetWork(config, tuple(views[: config.num]), intrinsics, options, occupancy, bop)
+    work = TargetWork(config, tuple(views[: len(cameras)]), tuple(cameras), options, occupancy, bop)
 
     def take_in(result: ShardResult) -> None:
         for index, item in zip(result.shard.indices, result.items, strict=True):
@@ -243,20 +285,19 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
 
     with progress:
         runner = field_work(render_targets, work, loaded, config.field)
+        shards = split_shards(range(len(cameras)), config.executor.shard_size)
         failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
     if failures:
         progress.summary([f"failed: {f.describe('targets')}" for f in failures])
         raise_failures(failures, "targets")
-    records = [by_index[index][0] for index in range(config.num)]
-    bop.write_scene({index: by_index[index][1] for index in range(config.num)})
+    records = [by_index[index][0] for index in range(len(cameras))]
+    bop.write_scene({index: by_index[index][1] for index in range(len(cameras))})
     mode, rot_range, trans_range = config.perturbation.ranges
     document = {
         "format": TARGETS_FORMAT,
         "nerfdata_version": __version__,
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type},
-        # Where the targets went and whether a folder was replaced do not define them: left out, so
-        # the same config and seed give byte-identical files wherever they are written.
-        "config": {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor")},
+        "config": resolved,
         "seed": config.seed,
         "perturbation": {"preset": config.preset, "rotation": mode, "rot_deg": rot_range, "trans": trans_range},
         "meters_per_unit": meters_per_unit,
@@ -281,7 +322,8 @@ class TargetWork:
     config: InerfTargetsConfig
     views: tuple[View, ...]
     """The targets' views, by index."""
-    intrinsics: Intrinsics
+    cameras: tuple[Camera, ...]
+    """The targets' cameras, by index."""
     options: RenderOptions
     occupancy: OccupancyGrid
     bop: BopExport
@@ -297,13 +339,11 @@ def render_targets(
     Raises:
         PoseError: a target's perturbed start pose is not rigid.
     """
-    config, field_, occupancy, intrinsics, options = (
-        work.config, loaded.field, work.occupancy, work.intrinsics, work.options
-    )
+    config, field_, occupancy, options = work.config, loaded.field, work.occupancy, work.options
     items = []
     for index in indices:
-        view = work.views[index]
-        camera = Camera(view.c2w_opengl, intrinsics)
+        view, camera = work.views[index], work.cameras[index]
+        intrinsics = camera.intrinsics
         image = render_image(field_, camera, options, occupancy)
         seed = _seed_of(config.seed, index)
         perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
@@ -441,62 +481,171 @@ def hypothesis_starts(config: InerfSolveConfig, target: Target, depth: float) ->
     return torch.stack(starts)
 
 
+_EARLIER = "kept from an earlier run"
+
+
+def _results_path(config: InerfSolveConfig) -> Path:
+    return config.out if config.out is not None else _targets_json(Path(config.targets)).parent / "results.json"
+
+
+def _read_results(path: Path) -> dict[str, Any] | None:
+    """A results file nerfdata wrote, or None when there is none; refuses any other file at that path."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        results = None
+    if not (isinstance(results, dict) and "nerfdata_version" in results and isinstance(results.get("targets"), list)):
+        raise NerfDataError(f"--out: {path} exists and is not a nerfdata results file; choose another --out")
+    return results
+
+
+def _check_results_paths(out: Path, bop_csv: Path) -> dict[str, Any] | None:
+    """Refuse, before any solving, results paths that cannot be written or hold files nerfdata did not
+    write (ours: a results.json nerfdata wrote, and the CSV it names); returns the earlier results."""
+    check_output_file(out)
+    earlier = _read_results(out)
+    if bop_csv.exists():
+        if bop_csv.is_dir() or earlier is None or earlier.get("bop_results") != bop_csv.name:
+            raise NerfDataError(
+                f"--out: {bop_csv} (the BOP results beside {out.name}) exists and was not written with it; "
+                "choose another --out"
+            )
+    return earlier
+
+
+def _check_units(document: dict[str, Any], json_path: Path) -> None:
+    """Refuse a targets file whose ``meters_per_unit`` is not a positive number (before any solving)."""
+    value = document.get("meters_per_unit")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and not (number and math.isfinite(value) and value > 0):
+        raise NerfDataError(f"{json_path}: meters_per_unit must be a positive number or null, got {value!r}")
+    source = document.get("meters_per_unit_source")
+    if source is not None and not isinstance(source, str):
+        raise NerfDataError(f"{json_path}: meters_per_unit_source must be a string, got {source!r}")
+
+
+def _kept_record(record: Any, target: Target) -> bool:
+    """Whether an earlier run's record of ``target`` can stand (it has what the results and the CSV need)."""
+    try:
+        validate_c2w(torch.tensor(record["est_c2w"], dtype=torch.float64))
+        return record["id"] == target.id and float(record["hypothesis_losses"][record["best_hypothesis"]]) >= 0 \
+            and float(record["seconds"]) >= 0
+    except (KeyError, TypeError, ValueError, IndexError):
+        return False
+
+
+def _scored(record: dict[str, Any], target: Target, scene_gt: dict[int, list[dict]], mm_per_unit: float,
+            scene_id: int) -> list[Any]:
+    """The BOP estimates of a target's record (from its estimated pose, loss and time)."""
+    score = 1.0 / (1.0 + float(record["hypothesis_losses"][record["best_hypothesis"]]))  # lower loss, higher
+    est_c2w = torch.tensor(record["est_c2w"], dtype=torch.float64)
+    return object_estimates(scene_gt[target.id], target.gt_c2w, est_c2w, mm_per_unit, scene_id, target.id, score,
+                            float(record["seconds"]))
+
+
 def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dict[str, Any]:
-    """Solve every target; write and return ``results.json``'s content."""
+    """Solve every target; write and return ``results.json``'s content.
+
+    Every input and output path is checked before the first target is solved. ``results.json`` is
+    rewritten after each target (``"complete": false`` until the last), so a late failure loses
+    nothing, and a rerun of the same job (same config, field and targets) keeps the targets already solved.
+    """
     document, targets = read_targets(config.targets)
+    json_path = _targets_json(Path(config.targets))
+    _check_units(document, json_path)
+    out = _results_path(config)
+    bop_csv = _bop_results_path(out)
+    earlier = _check_results_paths(out, bop_csv)
     loaded = load_field(config.field)
-    stored_sha = (document.get("field") or {}).get("sha256")
-    if stored_sha is not None and stored_sha != loaded.sha256:
-        raise NerfDataError(f"{config.targets}: targets were rendered from a different field than {config.field}")
+    check_recorded_field(document.get("field"), loaded.sha256, config.field, json_path)
     occupancy = loaded.occupancy_grid()
     if config.limit is not None:
         targets = targets[: config.limit]
+    ground_truth = _bop_ground_truth(config.targets, document)
+    scene_gt = ground_truth[1]
+    missing = [t.id for t in targets if t.id not in scene_gt]
+    if missing:
+        raise NerfDataError(f"{config.targets}: target {missing[0]} is not in the BOP scene_gt.json")
+    what = {k: v for k, v in to_dict(config).items() if k not in ("out", "targets", "field", "limit", "executor")}
+    job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
+                                   "targets": sha256_json_file(json_path)})
+    same = earlier is not None and earlier.get("config_hash") == job_hash
+    kept = {r.get("id"): r for r in (earlier or {}).get("targets", []) if same and isinstance(r, dict)}
+    kept = {t.id: kept[t.id] for t in targets if t.id in kept and _kept_record(kept[t.id], t)}
+    todo = [position for position, target in enumerate(targets) if target.id not in kept]
+    executor = make_executor(config.executor, len(split_shards(todo, config.executor.shard_size)))
+    with _results_claimed(_targets_root(json_path), (out, bop_csv)):
+        return _solve_all(config, document, targets, ground_truth, loaded, occupancy, job_hash, kept, (out, bop_csv),
+                          executor, show_progress)
+
+
+@contextlib.contextmanager
+def _results_claimed(root: Path, paths: tuple[Path, ...]) -> Iterator[None]:
+    """Results written inside a targets folder are that output's files: listed in its manifest (under its
+    lock, held while solving, so that the targets are not replaced meanwhile). Elsewhere, nothing to claim."""
+    inside = all(root.absolute() in p.absolute().parents for p in paths)
+    if not inside or read_manifest(root) is None:  # targets written before manifests: nothing lists their files
+        yield
+        return
+    with output_folder_lock(root):
+        add_owned_files(root, paths)
+        yield
+
+
+def _solve_all(
+    config: InerfSolveConfig,
+    document: dict[str, Any],
+    targets: list[Target],
+    ground_truth: tuple[int, dict[int, list[dict]], float],
+    loaded: LoadedField,
+    occupancy: Any,
+    job_hash: str,
+    kept: dict[int, dict[str, Any]],
+    paths: tuple[Path, Path],
+    executor: Executor,
+    show_progress: bool,
+) -> dict[str, Any]:
+    """Solve the targets not ``kept`` (by ``executor``), writing the results (``paths``: results.json
+    and the BOP CSV) after each shard; the complete results last."""
+    scene_id, scene_gt, mm_per_unit = ground_truth
+    out, bop_csv = paths
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
-    scene_id, scene_gt, mm_per_unit = _bop_ground_truth(config.targets, document)
-    outcomes = ("solved", "not solved")
+    outcomes = ("solved", "not solved", _EARLIER)
     progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
-                        every=1)  # each target is slow: a line per target
-    shards = split_shards(range(len(targets)), config.executor.shard_size)
-    executor = make_executor(config.executor, len(shards))
-    work = SolveWork(config, tuple(targets), occupancy, background, pivot_options, scene_gt, mm_per_unit, scene_id)
-    by_position: dict[int, tuple[dict[str, Any], list[BopEstimate]]] = {}
+                        done={_EARLIER: len(kept)} if kept else None, every=1)  # each target is slow: a line each
+    by_id = dict(kept)
+    work = SolveWork(config, tuple(targets), occupancy, background, pivot_options)
 
     def take_in(result: ShardResult) -> None:
-        for position, item in zip(result.shard.indices, result.items, strict=True):
-            by_position[position] = item
-            progress.advance("solved" if item[0]["success"] else "not solved")
+        for position, record in zip(result.shard.indices, result.items, strict=True):
+            target = targets[position]
+            scored = _scored(record, target, scene_gt, mm_per_unit, scene_id)
+            record["bop"] = [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored]
+            by_id[target.id] = record
+        done = [by_id[t.id] for t in targets if t.id in by_id]
+        write_json_atomic(out, _results(config, document, loaded, job_hash, done, complete=False))
+        for record in result.items:
+            progress.advance("solved" if record["success"] else "not solved")
 
+    todo = [position for position, target in enumerate(targets) if target.id not in kept]
     with progress:
         # Here the solver's steps show in a second bar; a Ray worker's are not followed.
         runner = replace(field_work(solve_targets, work, loaded, config.field),
                          local=partial(solve_targets, work, loaded, steps=progress.steps))
-        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
+        failures = executor.run(runner, split_shards(todo, config.executor.shard_size), take_in,
+                                retry_reporter(progress, "targets"))
     if failures:
         progress.summary([f"failed: {f.describe('targets')}" for f in failures])
         raise_failures(failures, "targets")
-    records = [by_position[position][0] for position in range(len(targets))]
-    estimates = [e for position in range(len(targets)) for e in by_position[position][1]]
-    times = [r["seconds"] for r in records]
-    metric = recorded_meters_per_unit(document)
-    results = {
-        "nerfdata_version": __version__,
-        "success_rate": sum(r["success"] for r in records) / max(len(records), 1),
-        "criteria": {
-            "rot_deg": config.success_rot_deg,
-            "trans": config.success_trans,
-            "trans_unit": "scene units (camera-centre distance)",
-            # In metres only when the targets record the field's units (not when assumed).
-            "trans_m": None if metric is None else config.success_trans * metric,
-        },
-        "median_seconds": float(np.median(times)) if times else 0.0,
-        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same results anywhere
-        "field": {"path": str(loaded.json_path), "sha256": loaded.sha256},
-        "targets": records,
-    }
-    out = config.out if config.out is not None else _targets_json(Path(config.targets)).parent / "results.json"
-    bop_csv = _bop_results_path(out)
+    records = [by_id[t.id] for t in targets]
+    estimates = [s.estimate for t in targets for s in _scored(by_id[t.id], t, scene_gt, mm_per_unit, scene_id)]
     write_bop_results(bop_csv, estimates)
+    results = _results(config, document, loaded, job_hash, records, complete=True)
     results["bop_results"] = bop_csv.name  # beside results.json
     write_json_atomic(out, results)
     return results
@@ -511,71 +660,99 @@ class SolveWork:
     occupancy: OccupancyGrid
     background: str
     pivot_options: RenderOptions
-    scene_gt: dict[int, list[dict[str, Any]]]
-    """The targets' BOP ground truth, by image id."""
-    mm_per_unit: float
-    scene_id: int
+
+
+StepsOf = Callable[[str, int], AbstractContextManager[Steps]]
+"""Follows the solver's steps on one target (:meth:`~nerfdata.progress.Reporter.steps`)."""
 
 
 def solve_targets(
-    work: SolveWork,
-    loaded: LoadedField,
-    positions: Sequence[int],
-    steps: Callable[[str, int], AbstractContextManager[Steps]] | None = None,
-) -> list[tuple[dict[str, Any], list[BopEstimate]]]:
-    """Solve targets ``positions`` (in ``work.targets``); returns per target its ``results.json``
-    entry and its BOP estimates. ``steps``: follows the solver's steps (:meth:`Reporter.steps`).
-
-    A target's result depends on the config and the target only (its generator is seeded by the
-    target's seed); its ``seconds`` are what it took.
+    work: SolveWork, loaded: LoadedField, positions: Sequence[int], steps: StepsOf | None = None
+) -> list[dict[str, Any]]:
+    """Solve targets ``positions`` (in ``work.targets``); their results records (without the BOP
+    errors). A target's result depends on the config and the target only (its generator is seeded by
+    the target's seed); its ``seconds`` are what it took.
 
     Raises:
-        NerfDataError: an unreadable target image, a target missing from the BOP scene_gt.json.
+        NerfDataError: an unreadable target image.
     """
-    config, occupancy, background = work.config, work.occupancy, work.background
-    items = []
-    for position in positions:
-        target = work.targets[position]
-        image = _load_target_image(target)
-        depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, work.pivot_options)
-        starts = hypothesis_starts(config, target, depth)
-        start_time = time.perf_counter()
-        follow = steps(f"target {target.id}", config.solver.iters) if steps is not None else nullcontext(None)
-        with follow as step:
-            result = solve_pose(
-                loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
-                torch.Generator().manual_seed(target.seed), background,
-                on_step=step.update if step is not None else None,
-            )
-        seconds = time.perf_counter() - start_time
-        rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
-        init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
-        success = rot_err < config.success_rot_deg and trans_err < config.success_trans
-        if target.id not in work.scene_gt:
-            raise NerfDataError(f"{config.targets}: target {target.id} is not in the BOP scene_gt.json")
-        score = 1.0 / (1.0 + float(result.losses[result.best]))  # BOP ranks by score: lower loss, higher
-        gt_instances = work.scene_gt[target.id]
-        scored = object_estimates(
-            gt_instances, target.gt_c2w, result.est_c2w, work.mm_per_unit, work.scene_id, target.id, score, seconds
+    return [
+        _solve_target(work.config, work.targets[position], loaded, work.occupancy, work.background,
+                      work.pivot_options, steps)
+        for position in positions
+    ]
+
+
+def _solve_target(
+    config: InerfSolveConfig,
+    target: Target,
+    loaded: LoadedField,
+    occupancy: Any,
+    background: str,
+    pivot_options: RenderOptions,
+    steps: StepsOf | None,
+) -> dict[str, Any]:
+    """Solve one target; its results record (without the BOP errors)."""
+    image = _load_target_image(target)
+    depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
+    starts = hypothesis_starts(config, target, depth)
+    start_time = time.perf_counter()
+    follow = steps(f"target {target.id}", config.solver.iters) if steps is not None else nullcontext(None)
+    with follow as step:
+        result = solve_pose(
+            loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
+            torch.Generator().manual_seed(target.seed), background,
+            on_step=step.update if step is not None else None,
         )
-        items.append(({
-            "id": target.id,
-            "est_c2w": _matrix(result.est_c2w),
-            "rot_err_deg": rot_err,
-            "trans_err": trans_err,
-            "success": success,
-            "iters": result.iters,
-            "converged": result.converged,
-            "seconds": seconds,
-            "init_rot_err_deg": init_rot,
-            "init_trans_err": init_trans,
-            "best_hypothesis": result.best,
-            "hypothesis_steps": result.steps,
-            "hypothesis_losses": [float(v) for v in result.losses],
-            "start_c2w": [_matrix(s) for s in starts],
-            "bop": [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored],
-        }, [s.estimate for s in scored]))
-    return items
+    seconds = time.perf_counter() - start_time
+    rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
+    init_rot, init_trans = (float(e) for e in pose_errors(target.init_c2w, target.gt_c2w))
+    return {
+        "id": target.id,
+        "est_c2w": _matrix(result.est_c2w),
+        "rot_err_deg": rot_err,
+        "trans_err": trans_err,
+        "success": rot_err < config.success_rot_deg and trans_err < config.success_trans,
+        "iters": result.iters,
+        "converged": result.converged,
+        "seconds": seconds,
+        "init_rot_err_deg": init_rot,
+        "init_trans_err": init_trans,
+        "best_hypothesis": result.best,
+        "hypothesis_steps": result.steps,
+        "hypothesis_losses": [float(v) for v in result.losses],
+        "start_c2w": [_matrix(s) for s in starts],
+    }
+
+
+def _results(
+    config: InerfSolveConfig,
+    document: dict[str, Any],
+    loaded: LoadedField,
+    job_hash: str,
+    records: list[dict[str, Any]],
+    complete: bool,
+) -> dict[str, Any]:
+    """The content of ``results.json`` for the targets solved so far."""
+    times = [r["seconds"] for r in records]
+    metric = recorded_meters_per_unit(document)
+    return {
+        "nerfdata_version": __version__,
+        "complete": complete,
+        "success_rate": sum(r["success"] for r in records) / max(len(records), 1),
+        "criteria": {
+            "rot_deg": config.success_rot_deg,
+            "trans": config.success_trans,
+            "trans_unit": "scene units (camera-centre distance)",
+            # In metres only when the targets record the field's units (not when assumed).
+            "trans_m": None if metric is None else config.success_trans * metric,
+        },
+        "median_seconds": float(np.median(times)) if times else 0.0,
+        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same results anywhere
+        "config_hash": job_hash,
+        "field": {"path": str(loaded.json_path), "sha256": loaded.sha256},
+        "targets": records,
+    }
 
 
 def recorded_meters_per_unit(document: dict[str, Any]) -> float | None:

@@ -11,7 +11,10 @@ files are the same as without it.
 
 Rerunning the same job into the same folder resumes it: views whose files are all present with
 their recorded checksums are kept, the others rendered. Rendering is deterministic, so a resumed
-dataset is byte-identical to an uninterrupted one.
+dataset is byte-identical to an uninterrupted one. "The same job" is decided by content
+(:func:`render_job_hash`: the field's checksums and every view's pose and intrinsics, not the paths
+they came from); the folder is locked while the job runs, and ``overwrite`` removes only the files a
+different job's manifest lists (:mod:`nerfdata.writers.output_folder`).
 
 The views are rendered in shards (``executor.shard_size`` views, see :mod:`nerfdata.executors`), in
 this process or on Ray workers, by :func:`render_views`; a view's files depend only on the config,
@@ -20,7 +23,7 @@ attempt, and the executor), ``transforms.json`` and the preview. With ``fields: 
 the job renders each field into ``OUT/NAME`` (:mod:`nerfdata.jobs.multi_field`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -34,6 +37,7 @@ from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.executors import (
+    Executor,
     ExecutorConfig,
     field_work,
     make_executor,
@@ -45,7 +49,7 @@ from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.jobs.bop import BopConfig, BopExport, meters_per_unit_of
+from nerfdata.jobs.bop import BopConfig, BopExport, bop_export_files, meters_per_unit_of
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.objects import ObjectConfig, check_objects
@@ -57,18 +61,22 @@ from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.writers.conventions import BOP_CONVENTIONS
 from nerfdata.writers.images import to_uint8
 from nerfdata.writers.layers import layer_specs, write_view_layers
-from nerfdata.writers.manifest import (
-    CONVENTIONS,
-    config_hash,
-    prepare_output_folder,
-    read_manifest,
-    write_manifest,
-)
+from nerfdata.writers.manifest import CONVENTIONS, cameras_sha256, config_hash, field_identity, write_manifest
 from nerfdata.writers.mesh import write_mesh
+from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.preview import depth_unit, preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
-__all__ = ["CameraConfig", "CoverageConfig", "NamedField", "RenderJobConfig", "ViewWork", "render_views", "run_render"]
+__all__ = [
+    "CameraConfig",
+    "CoverageConfig",
+    "NamedField",
+    "RenderJobConfig",
+    "ViewWork",
+    "render_job_hash",
+    "render_views",
+    "run_render",
+]
 
 _EXTRACTED_MESH = "mesh.ply"
 """Where a job with ``labels.geometry: mesh`` and no ``labels.mesh`` writes the mesh it extracts."""
@@ -220,8 +228,12 @@ def _complete_view(out: Path, record: dict[str, Any]) -> bool:
 def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     """Render the job's views and write (or finish) the dataset; returns the output folder.
 
+    Everything is read and checked before the output folder is touched; the folder is then locked
+    for the whole job (:func:`~nerfdata.writers.output_folder.claim_output_folder`).
+
     Raises:
-        NerfDataError: bad field, bad config or poses, or an output folder holding another job.
+        NerfDataError: bad field, bad config or poses, an output folder holding another job (or a
+            user's files), or another job writing it.
     """
     if config.fields:
         from nerfdata.jobs.multi_field import run_fields  # the many-field driver runs this one per field
@@ -235,25 +247,66 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     if "bop" not in config.formats:
         for key in _BOP_KEYS:
             resolved.pop(key)
-    # Where the dataset lives is not part of what it is: a moved or copied folder still resumes.
-    job_hash = config_hash({k: v for k, v in resolved.items() if k != "out"})
     loaded = load_field(config.field)
-    field_ = loaded.field
     views = sample_views(config.views, config.seed, read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
     executor = make_executor(config.executor, len(split_shards(range(len(views)), config.executor.shard_size)))
-    occupancy = loaded.occupancy_grid(config.occupancy_resolution)
     generator = torch.Generator().manual_seed(config.seed)
     cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
-    prepare_output_folder(config.out, job_hash, config.overwrite)
-    previous = read_manifest(config.out) or {}
+    job_hash = render_job_hash(resolved, loaded, cameras.values())
+    with claim_output_folder(config.out, job_hash, config.overwrite) as previous:
+        return _render_into(
+            config, resolved, job_hash, loaded, views, cameras, previous or {}, executor, show_progress
+        )
+
+
+def render_job_hash(resolved: dict[str, Any], loaded: LoadedField, cameras: Iterable[Camera]) -> str:
+    """What makes two render runs the same job: the config, the field's content and the resolved views.
+
+    Where things are is not what they are: the output folder, the field's path and the samplers'
+    files (``--poses``) are left out, and the field's checksums and the views themselves (every
+    camera's pose and intrinsics) go in. A moved folder or checkpoint still resumes; a retrained
+    field or an edited poses file is a different job.
+    """
+    what = {k: v for k, v in resolved.items() if k not in ("out", "field", "views")}
+    what["field"] = field_identity(loaded.sha256, loaded.json_path)
+    what["views"] = cameras_sha256(cameras)
+    return config_hash(what)
+
+
+def _job_files(config: RenderJobConfig, loaded: LoadedField) -> list[str]:
+    """The job's own files beside its views', listed in the manifest before they are written."""
+    files = ["transforms.json"]
+    if config.preview_views > 0:
+        files.append("preview.png")
+    if config.labels.geometry == "mesh" and config.labels.mesh is None:
+        files.append(_EXTRACTED_MESH)
+    if "bop" in config.formats:
+        files += bop_export_files(config.bop.scene, config.objects, loaded.field, models=True)
+    return sorted(files)
+
+
+def _render_into(
+    config: RenderJobConfig,
+    resolved: dict[str, Any],
+    job_hash: str,
+    loaded: LoadedField,
+    views: list[View],
+    cameras: dict[int, Camera],
+    previous: dict[str, Any],
+    executor: Executor,
+    show_progress: bool,
+) -> Path:
+    """The job proper, in its locked output folder (``previous``: the manifest of a run to resume),
+    its views rendered by ``executor``."""
+    field_ = loaded.field
+    occupancy = loaded.occupancy_grid(config.occupancy_resolution)
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
-    caster, mesh_record = _mesh_caster(config, field_, occupancy) if config.labels.geometry == "mesh" else (None, None)
-    bop = _bop_export(config, loaded, occupancy) if "bop" in config.formats else None
     mesh = config.labels.mesh
     mesh_name = str(mesh) if mesh is not None else f"{_EXTRACTED_MESH} (extracted from the field)"
-    gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and caster is None
+    volume = config.labels.geometry != "mesh"
+    gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and volume
     options = replace(config.render, normals=gradient_normals)
     shards = split_shards((i for i in range(len(views)) if i not in kept), config.executor.shard_size)
     manifest: dict[str, Any] = {
@@ -268,16 +321,19 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
             **{k: v for k, v in loaded.metadata.items() if k == "dataparser_transform"},
         },
         "seed": config.seed,
-        "conventions": CONVENTIONS,
+        "conventions": CONVENTIONS | BOP_CONVENTIONS if "bop" in config.formats else CONVENTIONS,
         "layers": layer_specs(
             label_arrays(config.outputs), config.labels.rgb_format, label_sources(config.labels, mesh_name)
         ),
         "views": [kept[i] for i in sorted(kept)],
+        "files": _job_files(config, loaded),
     }
+    write_manifest(config.out, manifest)  # lists the job's files before any is written
+    caster, mesh_record = _mesh_caster(config, field_, occupancy) if config.labels.geometry == "mesh" else (None, None)
+    bop = _bop_export(config, loaded, occupancy) if "bop" in config.formats else None
     if mesh_record is not None:
         manifest["mesh"] = mesh_record
     if bop is not None:
-        manifest["conventions"] = CONVENTIONS | BOP_CONVENTIONS
         manifest["bop"] = bop.describe()
     write_manifest(config.out, manifest)
     earlier = "kept from an earlier run (checksums match)"

@@ -24,7 +24,8 @@ from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import RigConfig, SceneRecipe
 from nerfdata.writers.layers import LAYERS, write_view_layers
-from nerfdata.writers.manifest import CONVENTIONS, config_hash, prepare_output_folder, write_manifest
+from nerfdata.writers.manifest import CONVENTIONS, config_hash, write_manifest
+from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.transforms import FrameRecord, write_transforms
 
 __all__ = ["rig_cameras", "scene_cameras", "write_scene_dataset"]
@@ -59,7 +60,12 @@ def write_scene_dataset(
     out = Path(out)
     resolved = to_dict(recipe)
     job_hash = config_hash({"scene": resolved})
-    prepare_output_folder(out, job_hash, overwrite)
+    with claim_output_folder(out, job_hash, overwrite):
+        _write_scene(recipe, out, resolved, job_hash, show_progress)
+    return out
+
+
+def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, show_progress: bool) -> None:
     meshes = build_meshes(recipe)
     caster = MeshRaycaster(meshes)
     splits = scene_cameras(recipe)
@@ -71,6 +77,7 @@ def write_scene_dataset(
         "conventions": CONVENTIONS,
         "layers": {name: spec for name, spec in LAYERS.items()},
         "views": [],
+        "files": ["mesh.ply", "transforms.json"],
     }
     write_manifest(out, manifest)
     frames: list[FrameRecord] = []
@@ -101,5 +108,4 @@ def write_scene_dataset(
     manifest["complete"] = True
     manifest["mesh"] = {"file": "mesh.ply", "vertices": int(sum(len(m.vertices) for m in meshes.meshes))}
     write_manifest(out, manifest)
-    return out
 
