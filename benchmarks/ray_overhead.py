@@ -1,4 +1,4 @@
-"""Ray's overhead: ``python benchmarks/ray_overhead.py [--views N] [--workers 1 2] [--shard-size 4] [--repeats R]``.
+"""Ray's overhead: ``python benchmarks/ray_overhead.py [--views N] [--workers 1 2] [--shard-size 1] [--repeats R]``.
 
 Renders the README's demo job (configs/demo.yaml: tabletop, 24 views at 256x256, every layer) on the
 local executor, then on a local Ray instance with 1 and 2 workers (every process one thread), each
@@ -19,7 +19,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=None, help="render only N views of the demo job (default: 24)")
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--shard-size", type=int, default=4, help="views per shard (Ray: per task)")
+    parser.add_argument("--shard-size", type=int, default=1, help="views per shard (Ray: per task)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of every run; rows are medians")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()

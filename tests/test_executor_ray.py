@@ -114,9 +114,14 @@ def test_correspond_on_ray_is_byte_identical_to_local(ray_cluster, local_dataset
         correspond_job(local_dataset, tmp_path, executor=ray_executor(workers, shard_size=1)), show_progress=False
     )
     assert result.pairs == 4
-    local = files_of(local_pairs / "correspondences", skip=("pairs.json",))
+    local = files_of(local_pairs / "correspondences", skip=("pairs.json", "manifest.json"))
     assert len([name for name in local if name.endswith(".npz")]) == 4
-    assert files_of(tmp_path / "correspondences", skip=("pairs.json",)) == local
+    assert files_of(tmp_path / "correspondences", skip=("pairs.json", "manifest.json")) == local
+    manifests = [manifest_of(folder / "correspondences") for folder in (local_pairs, tmp_path)]
+    assert manifests[1]["executor"] == {"kind": "ray", "workers": workers, "shard_size": 1}
+    assert [{k: v for k, v in m.items() if k != "executor"} for m in manifests] == [
+        {k: v for k, v in manifests[0].items() if k != "executor"}
+    ] * 2 and manifests[1]["complete"]
 
     def index(folder: Path) -> dict:  # less where it was written (config.out)
         document = json.loads((folder / "correspondences/pairs.json").read_text())
@@ -158,9 +163,14 @@ def test_inerf_targets_and_solve_on_ray_are_identical_to_local(ray_cluster, loca
     local, local_results = local_targets
     out = tmp_path / "targets"
     run_inerf_targets(targets_job(out, executor=ray_executor(workers, shard_size=1)), show_progress=False)
-    ray_files = files_of(out, skip=())
-    local_files = files_of(local, skip=("results.json", local_results["bop_results"]))
+    ray_files = files_of(out)
+    local_files = files_of(local, skip=("manifest.json", "results.json", local_results["bop_results"]))
     assert ray_files == local_files and "inerf/targets.json" in ray_files
+    manifest = manifest_of(out)  # the targets' files, listed by the driver (results aside: solve adds them)
+    assert manifest["executor"] == {"kind": "ray", "workers": workers, "shard_size": 1} and manifest["complete"]
+    local_manifest = manifest_of(local)
+    solved = ("results.json", local_results["bop_results"])
+    assert manifest["files"] == [f for f in local_manifest["files"] if f not in solved]
     results = run_inerf_solve(
         solve_job(out, out / "results.json", executor=ray_executor(workers, shard_size=1)), show_progress=False
     )

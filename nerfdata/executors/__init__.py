@@ -53,8 +53,9 @@ class ExecutorConfig:
     address: str | None = None
     """Ray cluster to join (ray start --head prints it; "auto": the one running here); None: join the
     local instance if one runs, else start one."""
-    shard_size: int = 4
-    """Items (views, pairs, targets) per shard: the unit of work a worker takes, of retries and of resume."""
+    shard_size: int = 1
+    """Items (views, pairs, targets) per shard: the unit of work a worker takes, of retries and of resume
+    (1: the driver records each item as it comes in; more: fewer, larger Ray tasks)."""
     num_workers: int | None = None
     """Ray workers (each loads the field once); None: as many as the cluster's CPUs (and GPUs) hold,
     at most one per shard."""
