@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.flags import Command, Shortcut, parse_command
@@ -90,6 +90,25 @@ def _views_count(data: dict[str, Any]) -> Any:
     return (sampler or {}).get("count")
 
 
+def _executor_kind(data: dict[str, Any], kind: str) -> None:
+    data["executor"]["kind"] = kind
+
+
+def _ray_address(data: dict[str, Any], address: str) -> None:
+    data["executor"].update(kind="ray", address=address)
+
+
+EXECUTOR_SHORTCUTS = (
+    Shortcut("executor", Literal["local", "ray"], "Where the work runs: local (this process) or ray (Ray workers, "
+             "the [distributed] extra); also executor.kind in the YAML.", _executor_kind, section="executor",
+             show=lambda data: (data.get("executor") or {}).get("kind")),
+    Shortcut("ray-address", str, "Ray cluster to join (ray start --head prints it; implies --executor ray); "
+             "default: the local Ray instance, started if none runs.", _ray_address, section="executor",
+             show=lambda data: (data.get("executor") or {}).get("address")),
+)
+"""``--executor local|ray`` and ``--ray-address ADDR`` of the jobs that run in shards."""
+
+
 INERF_USAGE = (
     "usage: nerfdata inerf targets --field CKPT --out DIR [--num N] [--seed S] [--preset inerf|pinerf|custom] "
     "[--rot-deg R] [--trans T] | nerfdata inerf solve --field CKPT --targets DIR [--iters 300] [--rays 2048] "
@@ -110,11 +129,12 @@ def command(name: str) -> Command:
         return Command(
             "nerfdata render", RenderJobConfig,
             "nerfdata render --config configs/X.yaml [--field PATH] [--out DIR] [--poses transforms.json] "
-            "[flags]",
+            "[--executor local|ray] [--ray-address ADDR] [flags]",
             shortcuts=(
                 Shortcut("poses", Path, poses, _poses, section="views"),
                 Shortcut("num-views", int, "Views of the job's one sampler (its count).", _num_views,
                          section="views", show=_views_count),
+                *EXECUTOR_SHORTCUTS,
             ),
         )
     if name == "train":
@@ -139,21 +159,21 @@ def command(name: str) -> Command:
         # --field defaults to the field the dataset's manifest names (and must match its checksum).
         usage = ("nerfdata correspond --dataset DIR [--field PATH] [--pairs 20] [--per-pair 4096] [--out DIR] "
                  "[--overwrite] [flags]")
-        return Command("nerfdata correspond", CorrespondJobConfig, usage)
+        return Command("nerfdata correspond", CorrespondJobConfig, usage, shortcuts=EXECUTOR_SHORTCUTS)
     if name == "inerf targets":
         from nerfdata.jobs.inerf import InerfTargetsConfig
 
         # views: render samplers, from a --config YAML of target keys or --views.N.SAMPLER.KEY flags.
         usage = ("nerfdata inerf targets --field PATH --out DIR [--config X.yaml] [--num 10] [--seed 0] "
                  "[--preset inerf|pinerf|custom] [flags]")
-        return Command("nerfdata inerf targets", InerfTargetsConfig, usage)
+        return Command("nerfdata inerf targets", InerfTargetsConfig, usage, shortcuts=EXECUTOR_SHORTCUTS)
     if name == "inerf solve":
         from nerfdata.jobs.inerf import InerfSolveConfig
 
         # Solver options are flags of their own (--iters, not --solver.iters).
         usage = ("nerfdata inerf solve --field PATH --targets DIR [--iters 300] [--rays 2048] "
                  "[--hypotheses K] [--out results.json] [flags]")
-        return Command("nerfdata inerf solve", InerfSolveConfig, usage, flat=("solver",))
+        return Command("nerfdata inerf solve", InerfSolveConfig, usage, flat=("solver",), shortcuts=EXECUTOR_SHORTCUTS)
     if name == "bench":
         usage = "nerfdata bench [--quick] [--scenes DIR] [--out FILE]"
         return Command("nerfdata bench", BenchCommand, usage, config_flag=False)

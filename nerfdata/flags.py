@@ -130,8 +130,15 @@ def _one_of(cls: type) -> bool:
     return all(type(None) in _members(a) and _group(a) is not None for a in _fields(cls).values())
 
 
+REQUIRED_UNLESS = "required_unless"
+"""Field metadata naming another key: the field is required (in the flags and their help) unless
+that key is given (``field`` of a render job, unless ``fields`` lists several)."""
+
+
 def _field_default(cls: type, name: str) -> Any:
     spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if REQUIRED_UNLESS in spec.metadata:
+        return dataclasses.MISSING
     if spec.default is not dataclasses.MISSING:
         return spec.default
     if spec.default_factory is not dataclasses.MISSING:
@@ -241,6 +248,11 @@ def _read(annotation: Any, tokens: list[str]) -> Any:
         except ValueError:
             raise ValueError(f"expected a number, got {token!r}") from None
     return token  # str, Path: from_dict makes the Path
+
+
+def _alternative(cls: type, name: str) -> str | None:
+    """The key whose presence makes key ``name`` optional (field metadata ``required_unless``)."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get(REQUIRED_UNLESS)
 
 
 def _shown(value: Any) -> str:
@@ -494,6 +506,7 @@ def parse_command(command: Command, argv: Sequence[str]) -> Parsed:
         k
         for k in _fields(command.config)
         if k not in data and _field_default(command.config, k) is dataclasses.MISSING
+        and _alternative(command.config, k) not in data
     ]
     if missing:
         names = ", ".join(dict(command.positional).get(k) or f"--{_flag_name([k])}" for k in missing)

@@ -5,7 +5,8 @@ On a terminal it draws a rich progress bar. Elsewhere (a log file, a cluster job
 every ``every`` items and, from a timer, at least every ``seconds`` while the job runs (a slow item
 still shows signs of life), each with counts, rates and the time left. :meth:`Reporter.steps`
 follows the steps inside one item (the solver's steps on one target): a second bar, or its state in
-the log lines. :meth:`Reporter.summary` prints what the job did: items per outcome (rendered, kept
+the log lines. :meth:`Reporter.attempt_failed` counts failed attempts (a shard re-run on another
+worker), shown beside the rates. :meth:`Reporter.summary` prints what the job did: items per outcome (rendered, kept
 from an earlier run, rejected and why), elapsed time and rates. Jobs report; they never print.
 """
 
@@ -132,6 +133,7 @@ class Reporter:
             terminal if terminal is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         )
         self.status = ""
+        self.failures: list[str] = []
         self.start = time.perf_counter()
         self._steps: Steps | None = None
         self._lock = threading.Lock()
@@ -202,6 +204,18 @@ class Reporter:
         elif self.enabled and due:
             self._log()
 
+    def attempt_failed(self, description: str) -> None:
+        """A failed attempt (``description``: what failed and why): counted in the bar and the log
+        lines, listed in the summary."""
+        with self._lock:
+            self.failures.append(description)
+        if self._bar is not None:
+            self._bar.update(self._task, status=self._rates(short=True))
+            self._bar.console.print(f"{self.action}: failed attempt: {description}")
+        elif self.enabled:
+            print(f"{self.action}: failed attempt: {description}", file=self.stream, flush=True)
+            self._log()
+
     @contextmanager
     def steps(self, label: str, total: int, unit: str = "steps") -> Iterator[Steps]:
         """Follow the steps of the item in progress (a second bar, or a part of the log lines)."""
@@ -227,6 +241,8 @@ class Reporter:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         done_here = sum(self.counts.values())
         parts = [self.status] if self.status else []
+        if self.failures:
+            parts.append(f"{len(self.failures)} failed attempt{'s' if len(self.failures) > 1 else ''}")
         if done_here:
             if not short:
                 parts.append(format_rate(done_here / elapsed, self.unit))
@@ -287,7 +303,7 @@ class Reporter:
             head = f"{self.action}: {self.total} {self.unit} in {elapsed}: {', '.join(counts)}" + (
                 f"; {rates}" if rates else ""
             )
-        lines = [head, *extra]
+        lines = [head, *(f"failed attempt: {f}" for f in self.failures), *extra]
         if self.enabled:
             for text in lines:
                 print(text, flush=True)

@@ -8,16 +8,20 @@ the first pairs -> ``pairs.json`` last.
 
 ``pairs.json`` marks a complete export: it is removed before anything else is written and written
 only after every pair, so an interrupted run never leaves an index pointing at a mix of old and new
-files. The same config and seed give byte-identical files. ``correspondences/manifest.json`` lists
-every file of the export before it is written (:mod:`nerfdata.writers.output_folder`: an earlier
-export of another job is replaced only with ``overwrite``, and then only its listed files removed).
+files. The same config and seed give byte-identical files, under any executor: the pairs are matched
+in shards (:func:`match_pairs`, in this process or on Ray workers), and the driver alone writes
+``pairs.json`` and the manifest. ``correspondences/manifest.json`` lists every file of the export
+before it is written (:mod:`nerfdata.writers.output_folder`: an earlier export of another job is
+replaced only with ``overwrite``, and then only its listed files removed).
 """
 
 import hashlib
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,16 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera
 from nerfdata.config import from_dict, to_dict
 from nerfdata.errors import ConfigError, NerfDataError
-from nerfdata.fields.base import Field
+from nerfdata.executors import (
+    ExecutorConfig,
+    field_work,
+    make_executor,
+    raise_failures,
+    retry_reporter,
+    split_shards,
+)
+from nerfdata.executors.shards import ShardResult
+from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.labels.correspondences import ARRAYS, write_matches
@@ -54,7 +67,7 @@ from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.preview import colormap
 from nerfdata.writers.transforms import TransformsDataset, read_transforms
 
-__all__ = ["CorrespondJobConfig", "CorrespondResult", "dataset_depths", "run_correspond"]
+__all__ = ["CorrespondJobConfig", "CorrespondResult", "PairWork", "dataset_depths", "match_pairs", "run_correspond"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,8 @@ class CorrespondJobConfig:
     """Render steps along the box diagonal; default: the dataset's render setting (its manifest), else 1024."""
     seed: int = 0
     """Seed of the pair choice, the pixels drawn in view A and the depth samples."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the pairs are matched: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         for name in ("pairs", "per_pair"):
@@ -274,28 +289,41 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     field_ = loaded.field
     occupancy = loaded.occupancy_grid()
     pairs = choose_pairs(cameras, depths, config.pairs, config.min_overlap, config.seed)
+    shards = split_shards(range(len(pairs)), config.executor.shard_size)
+    executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
     # The export is defined by what it is made of: the dataset (its index file's checksum), the
-    # field's content and the config, not by where any of them lies.
+    # field's content and the config, not by where any of them lies (nor where it runs).
     index_file = dataset_dir / MANIFEST_NAME if source else dataset.path
     given = to_dict(replace(config, field=field_path))
-    resolved = {"field": given["field"], **{k: v for k, v in given.items() if k not in ("field", "overwrite")}}
+    resolved = {
+        "field": given["field"], **{k: v for k, v in given.items() if k not in ("field", "overwrite", "executor")}
+    }
     what = {k: v for k, v in resolved.items() if k not in ("field", "dataset", "out")}
     job_hash = config_hash(what | {"dataset": sha256_json_file(index_file),
                                    "field": field_identity(loaded.sha256, loaded.json_path)})
     with claim_output_folder(folder, job_hash, config.overwrite):
         manifest = {"kind": "correspondences", "complete": False, "config_hash": job_hash,
-                    "files": _pair_files(pairs, config.preview_pairs)}
+                    "executor": executor.describe(), "files": _pair_files(pairs, config.preview_pairs)}
         write_manifest(folder, manifest)  # lists every file before any is written
         (folder / "pairs.json").unlink(missing_ok=True)
-        records: list[dict[str, Any]] = []
+        by_number: dict[int, dict[str, Any]] = {}
         progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
                             work_unit="matches")
-        with progress:
-            for number, pair in enumerate(pairs):
-                record = _match_pair(config, folder, number, pair, cameras, depths, dataset, field_, options, occupancy)
-                records.append(record)
+        work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
+
+        def take_in(result: ShardResult) -> None:
+            for number, record in zip(result.shard.indices, result.items, strict=True):
+                by_number[number] = record
                 progress.advance(work=record["matches"])
+
+        with progress:
+            runner = field_work(match_pairs, work, loaded, field_path)
+            failures = executor.run(runner, shards, take_in, retry_reporter(progress, "pairs"))
+        if failures:
+            progress.summary([f"failed: {f.describe('pairs')}" for f in failures])
+            raise_failures(failures, "pairs")
+        records = [by_number[number] for number in range(len(pairs))]
         index = {
             "nerfdata_version": __version__,
             "kind": "correspondences",
@@ -313,6 +341,33 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
         write_manifest(folder, manifest)
     matches, valid = sum(r["matches"] for r in records), sum(r["valid"] for r in records)
     return CorrespondResult(folder, len(records), matches, valid, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class PairWork:
+    """What matching a pair takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: CorrespondJobConfig
+    folder: Path
+    """The correspondences folder."""
+    pairs: tuple[ViewPair, ...]
+    cameras: list[Camera]
+    depths: list[np.ndarray]
+    dataset: TransformsDataset
+    options: RenderOptions
+    occupancy: OccupancyGrid
+
+
+def match_pairs(work: PairWork, loaded: LoadedField, numbers: Sequence[int]) -> list[dict[str, Any]]:
+    """Match pairs ``numbers`` (positions in ``work.pairs``), writing their files; returns their records.
+
+    A pair's files depend on the config, the seed and the pair only (its generator is the pair's own).
+    """
+    return [
+        _match_pair(work.config, work.folder, number, work.pairs[number], work.cameras, work.depths, work.dataset,
+                    loaded.field, work.options, work.occupancy)
+        for number in numbers
+    ]
 
 
 def _match_pair(

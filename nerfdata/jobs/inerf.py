@@ -13,14 +13,21 @@ It writes, under OUT::
 ``solve`` runs the iNeRF solver (:mod:`nerfdata.labels.inerf`) on each target and writes
 ``results.json`` with estimated poses, errors (nerfdata's and BOP's), iterations and time, and the
 success rate, and beside it the estimates as a BOP19 results CSV (:mod:`nerfdata.writers.bop.results`).
+
+Both run their targets in shards (:func:`render_targets`, :func:`solve_targets`), in this process or
+on Ray workers (``executor``); a target's files and results depend only on the config, the seed and
+its index. The driver alone writes ``targets.json``, the BOP scene's JSON files, the manifest and
+``results.json``.
 """
 
 import contextlib
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +39,19 @@ from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError, PoseError
+from nerfdata.executors import (
+    Executor,
+    ExecutorConfig,
+    field_work,
+    make_executor,
+    raise_failures,
+    retry_reporter,
+    split_shards,
+)
+from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
+from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.jobs.bop import BopExport, bop_export_files, meters_per_unit_of, object_estimates
 from nerfdata.labels.inerf import SolverConfig, pivot_depth, solve_pose
 from nerfdata.labels.mesh import MeshConfig
@@ -48,7 +66,7 @@ from nerfdata.labels.pose_perturbation import (
     pose_errors,
 )
 from nerfdata.poses import SamplerConfig, ShellConfig, View, derived_seed, sample_views
-from nerfdata.progress import Reporter
+from nerfdata.progress import Reporter, Steps
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.strict_json import read_json
 from nerfdata.version import __version__
@@ -70,13 +88,17 @@ from nerfdata.writers.transforms import dataset_path, read_cameras
 __all__ = [
     "InerfSolveConfig",
     "InerfTargetsConfig",
+    "SolveWork",
     "Target",
+    "TargetWork",
     "describe_results",
     "hypothesis_starts",
     "read_targets",
     "recorded_meters_per_unit",
+    "render_targets",
     "run_inerf_solve",
     "run_inerf_targets",
+    "solve_targets",
 ]
 
 TARGETS_FILE = Path("inerf/targets.json")
@@ -122,6 +144,8 @@ class InerfTargetsConfig:
     """The field's objects as oriented boxes (in a --config YAML); empty: the whole field is object 1."""
     overwrite: bool = False
     """Replace an output folder that is not empty."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the targets are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         if self.num < 1:
@@ -163,6 +187,8 @@ class InerfSolveConfig:
     """Success: rotation error below success_rot_deg and camera-centre error below this (scene units)."""
     limit: int | None = None
     """Solve only the first N targets."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the targets are solved: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
         if self.hypotheses < 1:
@@ -208,18 +234,19 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     cameras = [Camera(view.c2w_opengl, intrinsics) for view in views[: config.num]]
     # Where the targets went and whether a folder was replaced do not define them: left out, so
     # the same config and seed give byte-identical files wherever they are written.
-    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite")}
+    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor")}
     what = {k: v for k, v in resolved.items() if k not in ("field", "views")}
     job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
                                    "views": cameras_sha256(cameras)})
+    executor = make_executor(config.executor, len(split_shards(range(config.num), config.executor.shard_size)))
     with claim_output_folder(config.out, job_hash, config.overwrite, same_job="refuse"):
         manifest: dict[str, Any] = {
-            "kind": "inerf targets", "complete": False, "config_hash": job_hash,
+            "kind": "inerf targets", "complete": False, "config_hash": job_hash, "executor": executor.describe(),
             "files": sorted([str(TARGETS_FILE), *bop_export_files(BOP_SCENE, config.objects, field_, config.mesh)]),
         }
         write_manifest(config.out, manifest)
         path = _write_targets(config, loaded, resolved, views, cameras, (meters_per_unit, mpu_source), manifest,
-                              show_progress)
+                              executor, show_progress)
         manifest["complete"] = True
         write_manifest(config.out, manifest)
     return path
@@ -233,9 +260,10 @@ def _write_targets(
     cameras: list[Camera],
     units: tuple[float, str],
     manifest: dict[str, Any],
+    executor: Executor,
     show_progress: bool,
 ) -> Path:
-    """The targets job in its locked folder: models, each target's files, then targets.json."""
+    """The targets job in its locked folder: models, each target's files (by ``executor``), then targets.json."""
     field_ = loaded.field
     occupancy = loaded.occupancy_grid()
     meters_per_unit, mpu_source = units
@@ -246,37 +274,25 @@ def _write_targets(
     write_manifest(config.out, manifest)  # every target's files listed before the first is written
     intrinsics = cameras[0].intrinsics
     options = RenderOptions(num_steps=config.num_steps, normals=False, background="white")
-    records, bop_views = [], {}
+    by_index: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
-    with progress:
-        for index, (view, camera) in enumerate(zip(views[: len(cameras)], cameras, strict=True)):
-            image = render_image(field_, camera, options, occupancy)
-            seed = _seed_of(config.seed, index)
-            perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
-            gt = camera.c2w_opengl.double()
-            pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
-            init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
-            validate_c2w(init, f"target {index} start pose")
-            rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
-            files, bop_views[index] = bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
-            records.append({
-                "id": index,
-                "image": files["bop_rgb"],
-                "K": _matrix(intrinsics.K),
-                "width": intrinsics.width,
-                "height": intrinsics.height,
-                "gt_c2w": _matrix(gt),
-                "init_c2w": _matrix(init),
-                "rot_perturb_deg": perturbation.rot_deg,
-                "trans_perturb": [float(v) for v in perturbation.translation],
-                "pivot": [float(v) for v in pivot],
-                "perturbation": perturbation.description,
-                "seed": seed,
-                "view": view.label,
-            })
+    work = TargetWork(config, tuple(views[: len(cameras)]), tuple(cameras), options, occupancy, bop)
+
+    def take_in(result: ShardResult) -> None:
+        for index, item in zip(result.shard.indices, result.items, strict=True):
+            by_index[index] = item
             progress.advance(work=intrinsics.num_pixels)
-    bop.write_scene(bop_views)
+
+    with progress:
+        runner = field_work(render_targets, work, loaded, config.field)
+        shards = split_shards(range(len(cameras)), config.executor.shard_size)
+        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
+    if failures:
+        progress.summary([f"failed: {f.describe('targets')}" for f in failures])
+        raise_failures(failures, "targets")
+    records = [by_index[index][0] for index in range(len(cameras))]
+    bop.write_scene({index: by_index[index][1] for index in range(len(cameras))})
     mode, rot_range, trans_range = config.perturbation.ranges
     document = {
         "format": TARGETS_FORMAT,
@@ -298,6 +314,62 @@ def _write_targets(
     write_json_atomic(path, document)  # last: its presence marks a complete targets folder
     progress.summary()
     return path
+
+
+@dataclass(frozen=True)
+class TargetWork:
+    """What rendering a target takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: InerfTargetsConfig
+    views: tuple[View, ...]
+    """The targets' views, by index."""
+    cameras: tuple[Camera, ...]
+    """The targets' cameras, by index."""
+    options: RenderOptions
+    occupancy: OccupancyGrid
+    bop: BopExport
+    """The BOP export (its models written by the driver)."""
+
+
+def render_targets(
+    work: TargetWork, loaded: LoadedField, indices: Sequence[int]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Render targets ``indices`` and write their BOP files; returns per target its ``targets.json``
+    entry and its BOP scene entries. A target depends on the config, the seed and its index only.
+
+    Raises:
+        PoseError: a target's perturbed start pose is not rigid.
+    """
+    config, field_, occupancy, options = work.config, loaded.field, work.occupancy, work.options
+    items = []
+    for index in indices:
+        view, camera = work.views[index], work.cameras[index]
+        intrinsics = camera.intrinsics
+        image = render_image(field_, camera, options, occupancy)
+        seed = _seed_of(config.seed, index)
+        perturbation = draw_perturbations(config.perturbation, 1, torch.Generator().manual_seed(seed))[0]
+        gt = camera.c2w_opengl.double()
+        pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
+        init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
+        validate_c2w(init, f"target {index} start pose")
+        rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
+        files, bop_view = work.bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
+        items.append(({
+            "id": index,
+            "image": files["bop_rgb"],
+            "K": _matrix(intrinsics.K),
+            "width": intrinsics.width,
+            "height": intrinsics.height,
+            "gt_c2w": _matrix(gt),
+            "init_c2w": _matrix(init),
+            "rot_perturb_deg": perturbation.rot_deg,
+            "trans_perturb": [float(v) for v in perturbation.translation],
+            "pivot": [float(v) for v in pivot],
+            "perturbation": perturbation.description,
+            "seed": seed,
+            "view": view.label,
+        }, bop_view))
+    return items
 
 
 # ------------------------------------------------------------------------------------- solve
@@ -504,15 +576,17 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     missing = [t.id for t in targets if t.id not in scene_gt]
     if missing:
         raise NerfDataError(f"{config.targets}: target {missing[0]} is not in the BOP scene_gt.json")
-    what = {k: v for k, v in to_dict(config).items() if k not in ("out", "targets", "field", "limit")}
+    what = {k: v for k, v in to_dict(config).items() if k not in ("out", "targets", "field", "limit", "executor")}
     job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
                                    "targets": sha256_json_file(json_path)})
     same = earlier is not None and earlier.get("config_hash") == job_hash
     kept = {r.get("id"): r for r in (earlier or {}).get("targets", []) if same and isinstance(r, dict)}
     kept = {t.id: kept[t.id] for t in targets if t.id in kept and _kept_record(kept[t.id], t)}
+    todo = [position for position, target in enumerate(targets) if target.id not in kept]
+    executor = make_executor(config.executor, len(split_shards(todo, config.executor.shard_size)))
     with _results_claimed(_targets_root(json_path), (out, bop_csv)):
         return _solve_all(config, document, targets, ground_truth, loaded, occupancy, job_hash, kept, (out, bop_csv),
-                          show_progress)
+                          executor, show_progress)
 
 
 @contextlib.contextmanager
@@ -538,37 +612,81 @@ def _solve_all(
     job_hash: str,
     kept: dict[int, dict[str, Any]],
     paths: tuple[Path, Path],
+    executor: Executor,
     show_progress: bool,
 ) -> dict[str, Any]:
-    """Solve the targets not ``kept``, writing the results (``paths``: results.json and the BOP CSV)
-    after each; the complete results last."""
+    """Solve the targets not ``kept`` (by ``executor``), writing the results (``paths``: results.json
+    and the BOP CSV) after each shard; the complete results last."""
     scene_id, scene_gt, mm_per_unit = ground_truth
     out, bop_csv = paths
     background = document.get("background", "white")
     pivot_options = RenderOptions(num_steps=config.solver.num_steps, normals=False, background=background)
-    records, estimates = [], []
     outcomes = ("solved", "not solved", _EARLIER)
     progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
                         done={_EARLIER: len(kept)} if kept else None, every=1)  # each target is slow: a line each
+    by_id = dict(kept)
+    work = SolveWork(config, tuple(targets), occupancy, background, pivot_options)
+
+    def take_in(result: ShardResult) -> None:
+        for position, record in zip(result.shard.indices, result.items, strict=True):
+            target = targets[position]
+            scored = _scored(record, target, scene_gt, mm_per_unit, scene_id)
+            record["bop"] = [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored]
+            by_id[target.id] = record
+        done = [by_id[t.id] for t in targets if t.id in by_id]
+        write_json_atomic(out, _results(config, document, loaded, job_hash, done, complete=False))
+        for record in result.items:
+            progress.advance("solved" if record["success"] else "not solved")
+
+    todo = [position for position, target in enumerate(targets) if target.id not in kept]
     with progress:
-        for target in targets:
-            record = kept.get(target.id)
-            if record is None:
-                record = _solve_target(config, target, loaded, occupancy, background, pivot_options, progress)
-                scored = _scored(record, target, scene_gt, mm_per_unit, scene_id)
-                record["bop"] = [{"obj_id": s.estimate.obj_id, "re_deg": s.re_deg, "te_mm": s.te_mm} for s in scored]
-            else:
-                scored = _scored(record, target, scene_gt, mm_per_unit, scene_id)
-            estimates += [s.estimate for s in scored]
-            records.append(record)
-            if target.id not in kept:
-                write_json_atomic(out, _results(config, document, loaded, job_hash, records, complete=False))
-                progress.advance("solved" if record["success"] else "not solved")
+        # Here the solver's steps show in a second bar; a Ray worker's are not followed.
+        runner = replace(field_work(solve_targets, work, loaded, config.field),
+                         local=partial(solve_targets, work, loaded, steps=progress.steps))
+        failures = executor.run(runner, split_shards(todo, config.executor.shard_size), take_in,
+                                retry_reporter(progress, "targets"))
+    if failures:
+        progress.summary([f"failed: {f.describe('targets')}" for f in failures])
+        raise_failures(failures, "targets")
+    records = [by_id[t.id] for t in targets]
+    estimates = [s.estimate for t in targets for s in _scored(by_id[t.id], t, scene_gt, mm_per_unit, scene_id)]
     write_bop_results(bop_csv, estimates)
     results = _results(config, document, loaded, job_hash, records, complete=True)
     results["bop_results"] = bop_csv.name  # beside results.json
     write_json_atomic(out, results)
     return results
+
+
+@dataclass(frozen=True)
+class SolveWork:
+    """What solving a target takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: InerfSolveConfig
+    targets: tuple[Target, ...]
+    occupancy: OccupancyGrid
+    background: str
+    pivot_options: RenderOptions
+
+
+StepsOf = Callable[[str, int], AbstractContextManager[Steps]]
+"""Follows the solver's steps on one target (:meth:`~nerfdata.progress.Reporter.steps`)."""
+
+
+def solve_targets(
+    work: SolveWork, loaded: LoadedField, positions: Sequence[int], steps: StepsOf | None = None
+) -> list[dict[str, Any]]:
+    """Solve targets ``positions`` (in ``work.targets``); their results records (without the BOP
+    errors). A target's result depends on the config and the target only (its generator is seeded by
+    the target's seed); its ``seconds`` are what it took.
+
+    Raises:
+        NerfDataError: an unreadable target image.
+    """
+    return [
+        _solve_target(work.config, work.targets[position], loaded, work.occupancy, work.background,
+                      work.pivot_options, steps)
+        for position in positions
+    ]
 
 
 def _solve_target(
@@ -578,17 +696,19 @@ def _solve_target(
     occupancy: Any,
     background: str,
     pivot_options: RenderOptions,
-    progress: Reporter,
+    steps: StepsOf | None,
 ) -> dict[str, Any]:
     """Solve one target; its results record (without the BOP errors)."""
     image = _load_target_image(target)
     depth = pivot_depth(loaded.field, occupancy, target.init_c2w, target.intrinsics, pivot_options)
     starts = hypothesis_starts(config, target, depth)
     start_time = time.perf_counter()
-    with progress.steps(f"target {target.id}", config.solver.iters) as steps:
+    follow = steps(f"target {target.id}", config.solver.iters) if steps is not None else nullcontext(None)
+    with follow as step:
         result = solve_pose(
             loaded.field, occupancy, image, target.intrinsics, starts, config.solver,
-            torch.Generator().manual_seed(target.seed), background, on_step=steps.update,
+            torch.Generator().manual_seed(target.seed), background,
+            on_step=step.update if step is not None else None,
         )
     seconds = time.perf_counter() - start_time
     rot_err, trans_err = (float(e) for e in pose_errors(result.est_c2w, target.gt_c2w))
@@ -634,7 +754,7 @@ def _results(
             "trans_m": None if metric is None else config.success_trans * metric,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
-        "config": to_dict(config),
+        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same results anywhere
         "config_hash": job_hash,
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256},
         "targets": records,

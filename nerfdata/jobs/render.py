@@ -15,10 +15,17 @@ dataset is byte-identical to an uninterrupted one. "The same job" is decided by 
 (:func:`render_job_hash`: the field's checksums and every view's pose and intrinsics, not the paths
 they came from); the folder is locked while the job runs, and ``overwrite`` removes only the files a
 different job's manifest lists (:mod:`nerfdata.writers.output_folder`).
+
+The views are rendered in shards (``executor.shard_size`` views, see :mod:`nerfdata.executors`), in
+this process or on Ray workers, by :func:`render_views`; a view's files depend only on the config,
+the seed and its index. The driver alone writes the manifest (recording per view its shard and
+attempt, and the executor), ``transforms.json`` and the preview. With ``fields: [{name, path}, ...]``
+the job renders each field into ``OUT/NAME`` (:mod:`nerfdata.jobs.multi_field`).
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +36,16 @@ from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
 from nerfdata.errors import ConfigError, NerfDataError
+from nerfdata.executors import (
+    Executor,
+    ExecutorConfig,
+    field_work,
+    make_executor,
+    raise_failures,
+    retry_reporter,
+    split_shards,
+)
+from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
@@ -52,7 +69,16 @@ from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.preview import depth_unit, preview_rows, write_contact_sheet
 from nerfdata.writers.transforms import FrameRecord, read_cameras, write_transforms
 
-__all__ = ["CameraConfig", "CoverageConfig", "RenderJobConfig", "render_job_hash", "run_render"]
+__all__ = [
+    "CameraConfig",
+    "CoverageConfig",
+    "NamedField",
+    "RenderJobConfig",
+    "ViewWork",
+    "render_job_hash",
+    "render_views",
+    "run_render",
+]
 
 _EXTRACTED_MESH = "mesh.ply"
 """Where a job with ``labels.geometry: mesh`` and no ``labels.mesh`` writes the mesh it extracts."""
@@ -102,21 +128,36 @@ class CoverageConfig:
 
 
 @dataclass(frozen=True)
+class NamedField:
+    """One field of a many-field job: rendered into ``OUT/NAME``."""
+
+    name: str
+    """The dataset's folder under the job's output (a plain folder name)."""
+    path: Path
+    """Its checkpoint (as ``field``)."""
+
+    def __post_init__(self) -> None:
+        plain = self.name not in ("", ".", "..") and not any(c in self.name for c in "/\\")
+        if not plain or self.name != self.name.strip():
+            raise ConfigError(f"fields: a name must be a plain folder name, got {self.name!r}")
+
+
+@dataclass(frozen=True)
 class RenderJobConfig:
     """A render job: which field, which views, which layers, where."""
 
-    field: Path
+    field: Path | None = dataclass_field(default=None, metadata={"required_unless": "fields"})  # see nerfdata.flags
     """Checkpoint folder (field.json + field.safetensors), or its .safetensors / .json file."""
     out: Path = Path("renders/demo")
     """Output dataset folder."""
     views: tuple[SamplerConfig, ...] = (SamplerConfig(orbit=OrbitConfig()),)
     """Pose samplers; their views are concatenated in order (see nerfdata.poses)."""
-    camera: CameraConfig = field(default_factory=CameraConfig)
+    camera: CameraConfig = dataclass_field(default_factory=CameraConfig)
     outputs: tuple[OutputName, ...] = ("rgb", "depth", "normals", "mask", "confidence")
     """Layers written per view."""
-    labels: LabelsConfig = field(default_factory=LabelsConfig)
-    coverage: CoverageConfig = field(default_factory=CoverageConfig)
-    render: RenderOptions = field(default_factory=RenderOptions)
+    labels: LabelsConfig = dataclass_field(default_factory=LabelsConfig)
+    coverage: CoverageConfig = dataclass_field(default_factory=CoverageConfig)
+    render: RenderOptions = dataclass_field(default_factory=RenderOptions)
     preview_views: int = 4
     """Views shown in preview.png (0: no preview)."""
     occupancy_resolution: int = 128
@@ -131,10 +172,21 @@ class RenderJobConfig:
     objects: tuple[ObjectConfig, ...] = ()
     """With formats [bop]: the field's objects as oriented boxes {id, name, center, size, rotation_deg}
     (world frame, scene units); empty: the whole field is object 1."""
-    bop: BopConfig = field(default_factory=BopConfig)
+    bop: BopConfig = dataclass_field(default_factory=BopConfig)
     """With formats [bop]: split and scene folder, metres per unit, the mesh the models are cut from."""
+    fields: tuple[NamedField, ...] = ()
+    """Instead of field: several fields [{name, path}], each rendered with these views into OUT/NAME."""
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    """Where the views are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
 
     def __post_init__(self) -> None:
+        if self.field is None and not self.fields:
+            raise ConfigError("missing --field PATH (the checkpoint), or fields: [{name, path}, ...] for several")
+        if self.field is not None and self.fields:
+            raise ConfigError("field and fields: give one checkpoint or a list of fields, not both")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"fields: a name is listed twice: {names}")
         check_objects(self.objects)
         if (self.objects or self.bop != BopConfig()) and "bop" not in self.formats:
             raise ConfigError("objects and bop are only used with formats: [bop]")
@@ -195,9 +247,16 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
         NerfDataError: bad field, bad config or poses, an output folder holding another job (or a
             user's files), or another job writing it.
     """
+    if config.fields:
+        from nerfdata.jobs.multi_field import run_fields  # the many-field driver runs this one per field
+
+        return run_fields(config, show_progress)
+    assert config.field is not None
     resolved = to_dict(config)
-    resolved.pop("overwrite")
-    resolved.pop("max_memory_gb")  # how much memory a run may take does not change what it writes
+    # Where and how the job runs, and how much memory it may take, are not what it writes: out of the
+    # manifest's config and its hash.
+    for key in ("overwrite", "max_memory_gb", "fields", "executor"):
+        resolved.pop(key)
     if "bop" not in config.formats:
         for key in _BOP_KEYS:
             resolved.pop(key)
@@ -205,12 +264,15 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     views = sample_views(config.views, config.seed, read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
+    executor = make_executor(config.executor, len(split_shards(range(len(views)), config.executor.shard_size)))
     generator = torch.Generator().manual_seed(config.seed)
     cameras = {i: Camera(v.c2w_opengl, _intrinsics(v, config.camera, generator)) for i, v in enumerate(views)}
     check_view_memory([c.intrinsics for c in cameras.values()], config.max_memory_gb)
     job_hash = render_job_hash(resolved, loaded, cameras.values())
     with claim_output_folder(config.out, job_hash, config.overwrite) as previous:
-        return _render_into(config, resolved, job_hash, loaded, views, cameras, previous or {}, show_progress)
+        return _render_into(
+            config, resolved, job_hash, loaded, views, cameras, previous or {}, executor, show_progress
+        )
 
 
 def render_job_hash(resolved: dict[str, Any], loaded: LoadedField, cameras: Iterable[Camera]) -> str:
@@ -247,9 +309,11 @@ def _render_into(
     views: list[View],
     cameras: dict[int, Camera],
     previous: dict[str, Any],
+    executor: Executor,
     show_progress: bool,
 ) -> Path:
-    """The job proper, in its locked output folder (``previous``: the manifest of a run to resume)."""
+    """The job proper, in its locked output folder (``previous``: the manifest of a run to resume),
+    its views rendered by ``executor``."""
     field_ = loaded.field
     occupancy = loaded.occupancy_grid(config.occupancy_resolution)
     kept = {v["index"]: v for v in previous.get("views", []) if _complete_view(config.out, v)}
@@ -259,11 +323,13 @@ def _render_into(
     gradient_normals = "normals" in config.outputs and config.labels.normals == "gradient" and volume
     options = replace(config.render, normals=gradient_normals)
     field_pass = "normals" in config.outputs and config.labels.normals in FIELD_PASS_MODES and volume
+    shards = split_shards((i for i in range(len(views)) if i not in kept), config.executor.shard_size)
     manifest: dict[str, Any] = {
         "kind": "render",
         "complete": False,
         "config": resolved,
         "config_hash": job_hash,
+        "executor": executor.describe(),
         "field": {
             "path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type,
             # A nerfstudio field's normalisation, undone so that every layer is in the data's frame.
@@ -289,41 +355,26 @@ def _render_into(
     outcomes = ("rendered", earlier, "rejected")
     progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=outcomes,
                         done={earlier: len(kept)} if kept else None, work_unit="rays")
-    with progress:
-        for index, view in enumerate(views):
-            if index in kept:
-                continue
-            camera = cameras[index]
-            record: dict[str, Any] = {"index": index, "label": view.label}
-            problem = _coverage_problem(field_, camera, occupancy, config)
-            if problem is not None:
-                record.update(status="rejected", reason=problem)
+    work = ViewWork(config, tuple(v.label for v in views), cameras, occupancy, caster, bop, options, field_pass)
+
+    def take_in(result: ShardResult) -> None:
+        records = [{**r, "shard": result.shard.number, "attempt": result.attempt} for r in result.items]
+        manifest["views"] = sorted([*manifest["views"], *records], key=lambda v: v["index"])
+        write_manifest(config.out, manifest)
+        for record in records:
+            if record["status"] == "complete":
+                progress.advance("rendered", work=cameras[record["index"]].intrinsics.num_pixels)
             else:
-                image = render_image(field_, camera, options, occupancy)
-                hits = caster.cast_rays(camera.rays()) if caster is not None else None
-                normals = None
-                if field_pass:  # normals that query the field again, at this view's samples
-                    normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy).numpy()
-                layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
-                if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
-                    layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
-                rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
-                files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
-                if bop is not None:  # the depth label and its range, whether or not they are outputs
-                    surface = view_labels(camera, image, config.labels, ("depth", "range"), hits)
-                    rgb = to_uint8(image.rgb.numpy())
-                    depth, ranges = surface["depth"], surface["range"]
-                    bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
-                    files |= bop_files
-                record.update(status="complete", files={k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()})
-            manifest["views"] = sorted([*manifest["views"], record], key=lambda v: v["index"])
-            write_manifest(config.out, manifest)
-            if problem is None:
-                progress.advance("rendered", work=camera.intrinsics.num_pixels)
-            else:
-                inside = problem == "camera inside geometry"
+                inside = record["reason"] == "camera inside geometry"
                 little = f"seeing under {config.coverage.min_fraction:.0%} foreground"
                 progress.advance("rejected", reason="inside geometry" if inside else little)
+
+    with progress:
+        runner = field_work(render_views, work, loaded, config.field)
+        failures = executor.run(runner, shards, take_in, retry_reporter(progress, "views"))
+    if failures:
+        progress.summary([f"failed: {f.describe('views')}" for f in failures])
+        raise_failures(failures, "views")
     complete = [v for v in manifest["views"] if v["status"] == "complete"]
     frames = [
         FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
@@ -342,6 +393,62 @@ def _render_into(
     write_manifest(config.out, manifest)
     progress.summary()
     return config.out
+
+
+@dataclass(frozen=True)
+class ViewWork:
+    """What rendering a view takes beside the field; picklable (each Ray worker gets it once)."""
+
+    config: RenderJobConfig
+    labels: tuple[str, ...]
+    """Each view's label, by index."""
+    cameras: dict[int, Camera]
+    """Each view's camera, by index (intrinsics drawn on the driver, in view order)."""
+    occupancy: OccupancyGrid
+    caster: MeshRaycaster | None
+    """The mesh labels are cast on (labels.geometry: mesh), else None."""
+    bop: BopExport | None
+    """The BOP export (formats: [bop]; its models written by the driver), else None."""
+    options: RenderOptions
+    field_pass: bool
+    """Whether the normals mode queries the field again at each view's samples (FIELD_PASS_MODES)."""
+
+
+def render_views(work: ViewWork, loaded: LoadedField, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """Render views ``indices``, writing every file of each (atomically); returns their manifest records.
+
+    A view's files depend on the job's config, seed and its index only, never on which views are
+    rendered with it or where.
+    """
+    config, field_, occupancy, caster, bop = work.config, loaded.field, work.occupancy, work.caster, work.bop
+    records = []
+    for index in indices:
+        camera = work.cameras[index]
+        record: dict[str, Any] = {"index": index, "label": work.labels[index]}
+        problem = _coverage_problem(field_, camera, occupancy, config)
+        if problem is not None:
+            record.update(status="rejected", reason=problem)
+        else:
+            image = render_image(field_, camera, work.options, occupancy)
+            hits = caster.cast_rays(camera.rays()) if caster is not None else None
+            normals = None
+            if work.field_pass:  # normals that query the field again, at this view's samples
+                normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy).numpy()
+            layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
+            if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
+                layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
+            rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
+            files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
+            if bop is not None:  # the depth label and its range, whether or not they are outputs
+                surface = view_labels(camera, image, config.labels, ("depth", "range"), hits)
+                rgb = to_uint8(image.rgb.numpy())
+                depth, ranges = surface["depth"], surface["range"]
+                bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
+                files |= bop_files
+            checksums = {k: {"path": p, "sha256": sha256_file(config.out / p)} for k, p in files.items()}
+            record.update(status="complete", files=checksums)
+        records.append(record)
+    return records
 
 
 def _bop_export(config: RenderJobConfig, loaded: LoadedField, occupancy: OccupancyGrid) -> BopExport:

@@ -11,6 +11,7 @@ vertex normals, since a marching-cubes mesh approximates a smooth surface with s
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -84,6 +85,7 @@ class MeshRaycaster:
     def _build(self, meshes: Sequence[trimesh.Trimesh], colors: Sequence[np.ndarray], smooth_normals: bool) -> None:
         import open3d as o3d  # heavy; imported only where ray casting is needed
 
+        self._source = (list(meshes), list(colors), smooth_normals)
         self._scene = o3d.t.geometry.RaycastingScene()
         self._faces: list[np.ndarray] = []
         self._colors: list[np.ndarray] = []
@@ -99,6 +101,10 @@ class MeshRaycaster:
             if self._vertex_normals is not None:
                 self._vertex_normals.append(np.asarray(mesh.vertex_normals, dtype=np.float32))
         self._o3d = o3d
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its meshes (open3d's structure is not picklable): rebuilt where it is unpickled."""
+        return _raycaster, self._source
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> MeshHits:
         """First hits of rays ``(n, 3)`` with unit ``directions``."""
@@ -155,3 +161,8 @@ def _vertex_colors(mesh: trimesh.Trimesh) -> np.ndarray:
     if getattr(visual, "kind", None) == "vertex":
         return np.asarray(visual.vertex_colors[:, :3], dtype=np.float32) / 255.0
     return np.full((len(mesh.vertices), 3), 0.5, dtype=np.float32)
+
+
+def _raycaster(meshes: list[trimesh.Trimesh], colors: list[np.ndarray], smooth_normals: bool) -> MeshRaycaster:
+    """A pickled :class:`MeshRaycaster`, rebuilt (a module function: pickled by name)."""
+    return MeshRaycaster.from_meshes(meshes, colors, smooth_normals)
