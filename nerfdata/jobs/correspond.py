@@ -217,7 +217,7 @@ def match_preview(tile_a: np.ndarray, tile_b: np.ndarray, matches: Matches, line
     chosen = np.random.default_rng(seed).choice(valid, size=min(lines, len(valid)), replace=False)
     draw = ImageDraw.Draw(image)
     colors = to_uint8(colormap(matches.confidence.numpy()[chosen].astype(np.float64), 0.0, 1.0))
-    for index, color in zip(np.sort(chosen), colors[np.argsort(chosen)]):
+    for index, color in zip(np.sort(chosen), colors[np.argsort(chosen)], strict=True):
         (xa, ya), (xb, yb) = matches.uv_a[index].tolist(), matches.uv_b[index].tolist()
         start, end = (xa * scale, ya * scale), ((xb + tile_a.shape[1]) * scale, yb * scale)
         draw.line([start, end], fill=tuple(int(c) for c in color), width=1)

@@ -391,7 +391,9 @@ def _targets_json(path: Path) -> Path:
     for candidate in (path / TARGETS_FILE, path / "targets.json", path):
         if candidate.is_file():
             return candidate
-    raise NerfDataError(f"{path}: no inerf targets here (expected {path / TARGETS_FILE}); run `nerfdata inerf targets` first")
+    raise NerfDataError(
+        f"{path}: no inerf targets here (expected {path / TARGETS_FILE}); run `nerfdata inerf targets` first"
+    )
 
 
 def _targets_root(json_path: Path) -> Path:
@@ -429,7 +431,8 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
         try:
             index = int(entry["id"])
             K = entry["K"]
-            values = float(K[0][0]), float(K[1][1]), float(K[0][2]), float(K[1][2]), int(entry["width"]), int(entry["height"])
+            focal, centre = (float(K[0][0]), float(K[1][1])), (float(K[0][2]), float(K[1][2]))
+            values = *focal, *centre, int(entry["width"]), int(entry["height"])
             try:
                 intrinsics = Intrinsics(*values)
             except PoseError as error:  # it names the value, not the file
@@ -458,7 +461,7 @@ def read_targets(path: Path) -> tuple[dict[str, Any], list[Target]]:
 def _load_target_image(target: Target) -> np.ndarray:
     try:
         image = iio.imread(target.image)
-    except Exception as error:  # noqa: BLE001  any decoder failure is bad input
+    except Exception as error:  # any decoder failure is bad input
         raise NerfDataError(f"{target.image}: cannot read target image ({error})") from None
     expected = (target.intrinsics.height, target.intrinsics.width)
     if image.shape[:2] != expected or image.ndim != 3 or image.shape[2] < 3:

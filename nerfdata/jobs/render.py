@@ -191,7 +191,9 @@ class RenderJobConfig:
         if (self.objects or self.bop != BopConfig()) and "bop" not in self.formats:
             raise ConfigError("objects and bop are only used with formats: [bop]")
         if not self.outputs:
-            raise ConfigError("outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence, depth_modes")
+            raise ConfigError(
+                "outputs: no layer requested; choose from rgb, depth, range, normals, mask, confidence, depth_modes"
+            )
         if len(set(self.outputs)) != len(self.outputs):
             raise ConfigError(f"outputs: a layer is listed twice: {list(self.outputs)}")
         if not self.views:
@@ -377,10 +379,13 @@ def _render_into(
         raise_failures(failures, "views")
     complete = [v for v in manifest["views"] if v["status"] == "complete"]
     frames = [
-        FrameRecord(cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path"))
+        FrameRecord(
+            cameras[v["index"]], v["files"].get("rgb", {}).get("path", ""), v["files"].get("depth_png", {}).get("path")
+        )
         for v in complete
     ]
-    write_transforms(config.out / "transforms.json", frames, {"meters_per_unit": loaded.metadata.get("meters_per_unit")})
+    meters = {"meters_per_unit": loaded.metadata.get("meters_per_unit")}
+    write_transforms(config.out / "transforms.json", frames, meters)
     if config.preview_views > 0 and complete:
         rotations = {i: c.w2c_opencv[:3, :3].numpy() for i, c in cameras.items()}
         rows = preview_rows(config.out, complete, rotations, config.preview_views)
