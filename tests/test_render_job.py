@@ -68,7 +68,7 @@ def test_labels_match_exact_ground_truth(dataset):
         angle = np.degrees(np.arccos(cosine))
         labels = LabelsConfig()
         trusted = both & (trust >= labels.normal_confidence_threshold)
-        # Depth-fit normals at 40x32: exact on faces; a 9x9 window spans much of an object at this size.
+        # Depth-fit normals at 40x32: exact on faces; a 11x11 window spans much of an object at this size.
         assert np.median(angle[both]) < 1.0 and angle[trusted].mean() < 7.0
         length = np.linalg.norm(normals[mask], axis=-1)
         np.testing.assert_allclose(length[length > 0], 1.0, atol=1e-4)

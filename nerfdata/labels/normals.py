@@ -4,7 +4,7 @@ The methods (``labels.normals``), measured side by side in ``benchmarks/quality.
 
 * ``depth-fit`` (default): robust local surface fits to the view's depth map (:func:`fit_normals`).
   Field-agnostic: it needs only the depth and the pinhole camera. Each pixel's inverse depth is fitted
-  over a 9x9 window by a quadric in pixel offsets (a plane in 3D is exactly linear in inverse depth
+  over a 11x11 window by a quadric in pixel offsets (a plane in 3D is exactly linear in inverse depth
   under perspective), ignoring neighbours across depth edges; where a 7x7 planar window beside the
   pixel fits its neighbourhood at least twice as well (a crease, or a step in the surface on one side),
   that plane is taken instead.
@@ -58,7 +58,7 @@ FIELD_PASS_MODES = ("smooth-gradient", "transmittance")
 """Modes that query the field again at each view's samples (:func:`render_field_normals`)."""
 
 NORMAL_SOURCES: dict[str, str] = {
-    "depth-fit": "robust local fits to the depth map: a quadric in inverse depth over a 9x9 window, "
+    "depth-fit": "robust local fits to the depth map: a quadric in inverse depth over a 11x11 window, "
     "or a better-fitting 7x7 plane beside the pixel; neighbours across depth edges left out",
     "gradient": "negative normalised density gradient, weighted along the ray",
     "smooth-gradient": "negative density gradient by central differences over four cells of the finest hash-grid "
@@ -79,13 +79,14 @@ class NormalFit:
     residual: Float[np.ndarray, "h w"]
     """RMS residual of the chosen fit, relative to the pixel's depth (inf where no fit)."""
     support: Float[np.ndarray, "h w"]
-    """Share of the pixel's 9x9 window (its part inside the image) on the pixel's own surface (no depth
+    """Share of the pixel's 11x11 window (its part inside the image) on the pixel's own surface (no depth
     edge between): 1 away from depth edges and silhouettes, 0 where there is no surface."""
 
 
-# The windows and the preference below were chosen on the first five test views of the shipped tabletop
-# and mug against exact normals; the alternatives tried are listed in benchmarks/README.md.
-_QUADRIC_RADIUS = 4
+# The windows and the preference below were chosen against exact normals on the shipped tabletop and mug:
+# the rule on their first five test views, the window sizes on ten of their training views (every tenth);
+# the alternatives tried are listed in benchmarks/README.md.
+_QUADRIC_RADIUS = 5
 _PLANE_RADIUS = 3
 _STEEPEST = 3.08
 """A neighbour ``k`` pixels away is on the pixel's surface when its depth differs by at most
@@ -220,7 +221,7 @@ def fit_normals(
 ) -> NormalFit:
     """Normals of the surface seen in a z-depth map by robust local fits (the ``depth-fit`` mode).
 
-    Per pixel, the inverse depth of its 9x9 window is fitted by a quadric in pixel offsets (least
+    Per pixel, the inverse depth of its 11x11 window is fitted by a quadric in pixel offsets (least
     squares, over the neighbours on its own surface: no depth edge between); the quadric's tangent
     plane at the pixel gives the normal. Where a 7x7 window whose centre lies within 3 pixels fits a
     plane with at most half that residual (the centred window straddles a crease or a step in the
@@ -277,7 +278,7 @@ def normal_confidence(
 
     ``support^2 * exp(-(residual / tolerance)^2 / 2)`` of the depth fit: the residual says whether the
     surface around the pixel is one smooth piece (it rises at steps, creases and bumps the fit cannot
-    follow), the support (share of the 9x9 window on the pixel's own surface) falls towards depth edges
+    follow), the support (share of the 11x11 window on the pixel's own surface) falls towards depth edges
     and silhouettes. On the shipped scenes both predict the depth fit's error; the angle to the view ray
     does not (grazing pixels were not worse), so it is left out. Normals from elsewhere (``normals``: the
     density gradient, a mesh) are also weighed by their agreement with the fit's,
