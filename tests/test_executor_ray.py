@@ -130,15 +130,6 @@ def test_correspond_on_ray_is_byte_identical_to_local(ray_cluster, local_dataset
     assert index(tmp_path) == index(local_pairs) and len(index(tmp_path)["pairs"]) == 4
 
 
-def test_a_dataset_resumed_on_ray_is_the_same_input_to_correspond(ray_cluster, tmp_path):
-    dataset = run_render(render_job(tmp_path / "data"), show_progress=False)
-    first = run_correspond(correspond_job(dataset, tmp_path), show_progress=False)
-    run_render(render_job(dataset, executor=ray_executor(2)), show_progress=False)  # every view kept
-    assert manifest_of(dataset)["executor"]["kind"] == "ray"
-    again = run_correspond(correspond_job(dataset, tmp_path), show_progress=False)  # the same job: no --overwrite
-    assert again.pairs == first.pairs == 4
-
-
 def targets_job(out: Path, **kwargs) -> InerfTargetsConfig:
     return InerfTargetsConfig(field=FIELD, out=out, num=2, seed=3, width=32, height=24, mesh_resolution=24,
                               num_steps=256, **kwargs)

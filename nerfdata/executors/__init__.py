@@ -24,7 +24,6 @@ from nerfdata.executors.shards import Shard, ShardFailure, ShardResult, split_sh
 from nerfdata.fields.base import LoadedField
 
 __all__ = [
-    "RUN_KEYS",
     "Executor",
     "ExecutorConfig",
     "FieldSetup",
@@ -35,7 +34,6 @@ __all__ = [
     "raise_failures",
     "retry_reporter",
     "split_shards",
-    "without_run",
 ]
 
 Runner = Callable[[tuple[int, ...]], list[Any]]
@@ -154,26 +152,6 @@ def make_executor(config: ExecutorConfig, shards: int) -> Executor:
     from nerfdata.executors.ray import RayExecutor
 
     return RayExecutor(config, shards)
-
-
-RUN_KEYS = ("shard", "attempt")
-"""What a render manifest's view records say about how the view was made (not what it is)."""
-
-
-def without_run(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A manifest less what says where and how its job ran: the executor, each view's shard and attempt.
-
-    Example:
-        >>> without_run({"kind": "render", "executor": {"kind": "ray"}, "views": [{"index": 0, "attempt": 1}]})
-        {'kind': 'render', 'views': [{'index': 0}]}
-    """
-    what = {k: v for k, v in manifest.items() if k != "executor"}
-    if isinstance(what.get("views"), list):
-        what["views"] = [
-            {k: v for k, v in view.items() if k not in RUN_KEYS} if isinstance(view, dict) else view
-            for view in what["views"]
-        ]
-    return what
 
 
 def retry_reporter(progress: Any, unit: str) -> Callable[[Shard, int, BaseException], None]:

@@ -41,7 +41,6 @@ from nerfdata.executors import (
     raise_failures,
     retry_reporter,
     split_shards,
-    without_run,
 )
 from nerfdata.executors.shards import ShardResult
 from nerfdata.fields.base import Field, LoadedField
@@ -293,17 +292,15 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     shards = split_shards(range(len(pairs)), config.executor.shard_size)
     executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
-    # The export is defined by what it is made of: the dataset (its index file's checksum; a render
-    # manifest's less how it ran, so that a dataset resumed under another executor is the same input),
-    # the field's content and the config, not by where any of them lies (nor where it runs).
+    # The export is defined by what it is made of: the dataset (its index file's checksum), the
+    # field's content and the config, not by where any of them lies (nor where it runs).
     index_file = dataset_dir / MANIFEST_NAME if source else dataset.path
-    dataset_identity = config_hash(without_run(source)) if source else sha256_json_file(index_file)
     given = to_dict(replace(config, field=field_path))
     resolved = {
         "field": given["field"], **{k: v for k, v in given.items() if k not in ("field", "overwrite", "executor")}
     }
     what = {k: v for k, v in resolved.items() if k not in ("field", "dataset", "out")}
-    job_hash = config_hash(what | {"dataset": dataset_identity,
+    job_hash = config_hash(what | {"dataset": sha256_json_file(index_file),
                                    "field": field_identity(loaded.sha256, loaded.json_path)})
     with claim_output_folder(folder, job_hash, config.overwrite):
         manifest = {"kind": "correspondences", "complete": False, "config_hash": job_hash,
