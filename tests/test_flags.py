@@ -125,13 +125,13 @@ def test_values_are_read_by_type():
             "mesh",
             "--labels.mesh",
             "m.ply",
-            "--seed",
+            "--views.0.orbit.elevation-deg",  # a negative number is a value, not a flag (a seed may not be negative)
             "-3",
         ],
     ).config
     assert config.outputs == ("rgb", "depth") and config.camera.fov_range_deg == (40.0, 50.0)
     assert config.render.far == float("inf") and config.coverage.reject_inside is False
-    assert config.labels.mesh == Path("m.ply") and config.seed == -3
+    assert config.labels.mesh == Path("m.ply") and config.views[0].orbit.elevation_deg == -3.0
     assert parse_command(RENDER, [*BASE, "--overwrite", "false"]).config.overwrite is False
     mesh = parse_command(
         command("mesh"), ["--field", "f", "--threshold", "auto", "--bounds", "-1", "-1", "-1", "1", "1", "1"]

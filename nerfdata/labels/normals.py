@@ -239,7 +239,7 @@ def fit_normals(
     Example:
         >>> camera = Camera(torch.eye(4), Intrinsics.from_fov(16, 16, 60.0))  # looks down -z
         >>> fit = fit_normals(np.full((16, 16), 2.0), np.ones((16, 16), bool), camera)  # a wall facing it
-        >>> np.round(fit.normals[8, 8], 6).tolist()
+        >>> (np.round(fit.normals[8, 8], 6) + 0.0).tolist()  # + 0.0: no signed zeros
         [0.0, 0.0, 1.0]
     """
     depth = np.asarray(depth, dtype=np.float64)
