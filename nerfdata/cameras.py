@@ -233,11 +233,11 @@ class Rays:
         return ranges * self.z_per_range.reshape(ranges.shape)
 
 
-def pixel_centers(intrinsics: Intrinsics) -> Float[Tensor, "height width 2"]:
-    """Pixel-centre coordinates ``(x + 0.5, y + 0.5)`` of every pixel, x right, y down."""
+def pixel_centers(intrinsics: Intrinsics, device: torch.device | str | None = None) -> Float[Tensor, "height width 2"]:
+    """Pixel-centre coordinates ``(x + 0.5, y + 0.5)`` of every pixel, x right, y down, on ``device`` (default: CPU)."""
     ys, xs = torch.meshgrid(
-        torch.arange(intrinsics.height, dtype=torch.float64) + 0.5,
-        torch.arange(intrinsics.width, dtype=torch.float64) + 0.5,
+        torch.arange(intrinsics.height, dtype=torch.float64, device=device) + 0.5,
+        torch.arange(intrinsics.width, dtype=torch.float64, device=device) + 0.5,
         indexing="ij",
     )
     return torch.stack([xs, ys], dim=-1).to(torch.float32)
@@ -248,6 +248,7 @@ def camera_rays(
     intrinsics: Intrinsics,
     pixels_xy: Float[Tensor, "num_rays 2"] | None = None,
     convention: Literal["opengl", "opencv"] = "opengl",
+    device: torch.device | str | None = None,
 ) -> Rays:
     """World-frame rays through pixel coordinates (default: every pixel centre, row-major).
 
@@ -257,6 +258,8 @@ def camera_rays(
         pixels_xy: Image-plane points in pixels, x right, y down (pixel centres are at +0.5).
             Defaults to all pixel centres in row-major order (``height * width`` rays).
         convention: Camera axes of ``c2w``: ``"opengl"`` (looks down -z, y up) or ``"opencv"``.
+        device: Where the rays are made (the renderer's device); default: that of ``pixels_xy``,
+            else the CPU. The pose may lie anywhere (cameras stay on the CPU).
 
     Returns:
         Rays with unit directions; ``z_per_range`` converts range to z-depth.
@@ -268,13 +271,13 @@ def camera_rays(
         (4, True)
     """
     if pixels_xy is None:
-        pixels_xy = pixel_centers(intrinsics).reshape(-1, 2)
-    pixels = pixels_xy.to(torch.float64)
+        pixels_xy = pixel_centers(intrinsics, device).reshape(-1, 2)
+    pixels = pixels_xy.to(device or pixels_xy.device, torch.float64)
     # Directions in OpenCV camera axes (z forward, y down), z component 1.
     x = (pixels[:, 0] - intrinsics.cx) / intrinsics.fl_x
     y = (pixels[:, 1] - intrinsics.cy) / intrinsics.fl_y
     dirs_opencv = torch.stack([x, y, torch.ones_like(x)], dim=-1)
-    c2w = c2w.to(torch.float64)
+    c2w = c2w.to(pixels.device, torch.float64)
     c2w_opencv = opengl_to_opencv(c2w) if convention == "opengl" else c2w
     norms = dirs_opencv.norm(dim=-1)
     directions = (dirs_opencv @ c2w_opencv[:3, :3].T) / norms[:, None]
@@ -359,6 +362,9 @@ class Camera:
         """Unit optical axis (the direction the camera looks) in the world frame."""
         return -self.c2w_opengl[:3, 2]
 
-    def rays(self, pixels_xy: Float[Tensor, "num_rays 2"] | None = None) -> Rays:
-        """Rays through ``pixels_xy`` (default: every pixel centre, row-major)."""
-        return camera_rays(self.c2w_opengl, self.intrinsics, pixels_xy)
+    def rays(
+        self, pixels_xy: Float[Tensor, "num_rays 2"] | None = None, device: torch.device | str | None = None
+    ) -> Rays:
+        """Rays through ``pixels_xy`` (default: every pixel centre, row-major), on ``device`` (default:
+        that of ``pixels_xy``, else the CPU)."""
+        return camera_rays(self.c2w_opengl, self.intrinsics, pixels_xy, device=device)

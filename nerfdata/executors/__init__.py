@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.errors import CheckpointError, ConfigError, NerfDataError
 from nerfdata.executors.shards import Shard, ShardFailure, ShardResult, split_shards
 from nerfdata.fields.base import LoadedField
@@ -62,7 +63,7 @@ class ExecutorConfig:
     num_cpus_per_worker: float = 1.0
     """CPUs a Ray worker reserves (and the threads it computes with)."""
     num_gpus_per_worker: float = 0.0
-    """GPUs a Ray worker reserves (the jobs compute on the CPU today: 0)."""
+    """GPUs a Ray worker reserves; with device auto a worker computes on the GPU it reserved (0: on its CPU)."""
     max_attempts: int = 3
     """Ray: attempts per shard (a raised error, a worker that died) before the job fails with its error."""
 
@@ -93,18 +94,20 @@ class FieldSetup:
     """Builds ``partial(fn, state, loaded_field)`` on a worker, loading the field there.
 
     The checksum is the driver's: a worker that finds other weights at the path (another machine's
-    copy) stops rather than write a dataset that mixes two fields.
+    copy) stops rather than write a dataset that mixes two fields. The device is the job's ``device``
+    key, resolved by the worker (``auto``: the GPU it reserved, else its CPU).
     """
 
     fn: Callable[..., list[Any]]
     state: Any
     field_path: Path
     field_sha256: str
+    device: DeviceName = "auto"
 
     def __call__(self) -> Runner:
         from nerfdata.fields.loading import load_field
 
-        loaded = load_field(self.field_path)
+        loaded = load_field(self.field_path, resolve_device(self.device))
         if loaded.sha256 != self.field_sha256:
             raise CheckpointError(
                 f"{self.field_path}: this worker's copy of the field differs from the driver's (checksums differ)"
@@ -112,9 +115,15 @@ class FieldSetup:
         return partial(self.fn, self.state, loaded)
 
 
-def field_work(fn: Callable[..., list[Any]], state: Any, loaded: LoadedField, path: Path) -> Work:
-    """The :class:`Work` running ``fn(state, loaded, indices)``: the driver's field here, each worker's own there."""
-    return Work(FieldSetup(fn, state, Path(path), loaded.sha256), partial(fn, state, loaded))
+def field_work(
+    fn: Callable[..., list[Any]], state: Any, loaded: LoadedField, path: Path, device: DeviceName = "auto"
+) -> Work:
+    """The :class:`Work` running ``fn(state, loaded, indices)``: the driver's field here, each worker's own
+    there, on the device ``device`` resolves to on that worker.
+
+    ``state`` travels to workers that may have no GPU: it holds CPU tensors only, and ``fn`` puts what
+    it needs on its field's device."""
+    return Work(FieldSetup(fn, state, Path(path), loaded.sha256, device), partial(fn, state, loaded))
 
 
 @runtime_checkable

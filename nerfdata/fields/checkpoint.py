@@ -332,7 +332,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     occupancy = None
     if occupancy_info is not None:
         resolution, aabb = occupancy_info
-        occupancy = OccupancyGrid(torch.tensor(aabb, dtype=torch.float32), resolution, occupancy_bits)
+        occupancy = OccupancyGrid(torch.tensor(aabb, dtype=torch.float32), resolution, occupancy_bits).to(device)
     return LoadedField(
         field=field_.to(device),
         occupancy=occupancy,

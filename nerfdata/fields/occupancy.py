@@ -55,6 +55,10 @@ class OccupancyGrid:
         """From a boolean ``(R, R, R)`` mask indexed ``[x, y, z]``."""
         return cls(aabb=aabb.float(), resolution=mask.shape[0], bits=pack_bits(mask))
 
+    def to(self, device: torch.device | str) -> "OccupancyGrid":
+        """The grid on ``device`` (itself when already there): it lives where the rays it skips are marched."""
+        return OccupancyGrid(self.aabb.to(device), self.resolution, self.bits.to(device))
+
     @property
     def cell_size(self) -> Float[Tensor, "3"]:
         return (self.aabb[1] - self.aabb[0]) / self.resolution

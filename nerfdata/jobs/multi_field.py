@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nerfdata.config import to_dict
+from nerfdata.device import resolve_device
 from nerfdata.errors import NerfDataError
 from nerfdata.jobs.render import RenderJobConfig, run_render
 from nerfdata.writers.manifest import MANIFEST_NAME, config_hash, read_manifest, write_manifest
@@ -57,7 +58,7 @@ def run_fields(config: RenderJobConfig, show_progress: bool = True) -> Path:
             job's manifest and datasets (another many-field job's, without ``overwrite``).
     """
     resolved = to_dict(config)
-    for key in ("field", "overwrite", "executor"):
+    for key in ("field", "overwrite", "executor", "device"):
         resolved.pop(key)
     job_hash = config_hash({k: v for k, v in resolved.items() if k != "out"})
     with output_folder_lock(config.out):
@@ -68,6 +69,7 @@ def run_fields(config: RenderJobConfig, show_progress: bool = True) -> Path:
             "config": resolved,
             "config_hash": job_hash,
             "executor": {"kind": config.executor.kind},
+            "device": str(resolve_device(config.device)),
             "datasets": [],
         }
         write_manifest(config.out, manifest)

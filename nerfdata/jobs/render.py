@@ -35,6 +35,7 @@ import trimesh
 from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.config import to_dict
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.executors import (
     Executor,
@@ -178,6 +179,8 @@ class RenderJobConfig:
     """Instead of field: several fields [{name, path}], each rendered with these views into OUT/NAME."""
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
     """Where the views are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
+    device: DeviceName = "auto"
+    """Where the field, rays and images live: auto (CUDA when present), cpu or cuda (see nerfdata.device)."""
 
     def __post_init__(self) -> None:
         if self.field is None and not self.fields:
@@ -257,12 +260,12 @@ def run_render(config: RenderJobConfig, show_progress: bool = True) -> Path:
     resolved = to_dict(config)
     # Where and how the job runs, and how much memory it may take, are not what it writes: out of the
     # manifest's config and its hash.
-    for key in ("overwrite", "max_memory_gb", "fields", "executor"):
+    for key in ("overwrite", "max_memory_gb", "fields", "executor", "device"):
         resolved.pop(key)
     if "bop" not in config.formats:
         for key in _BOP_KEYS:
             resolved.pop(key)
-    loaded = load_field(config.field)
+    loaded = load_field(config.field, resolve_device(config.device))
     views = sample_views(config.views, config.seed, read_cameras)
     if not views:
         raise NerfDataError("views: the samplers produced no view")
@@ -332,6 +335,7 @@ def _render_into(
         "config": resolved,
         "config_hash": job_hash,
         "executor": executor.describe(),
+        "device": str(loaded.field.aabb.device),
         "field": {
             "path": str(loaded.json_path), "sha256": loaded.sha256, "type": field_.field_type,
             # A nerfstudio field's normalisation, undone so that every layer is in the data's frame.
@@ -357,7 +361,10 @@ def _render_into(
     outcomes = ("rendered", earlier, "rejected")
     progress = Reporter("render", len(views), "views", enabled=show_progress, outcomes=outcomes,
                         done={earlier: len(kept)} if kept else None, work_unit="rays")
-    work = ViewWork(config, tuple(v.label for v in views), cameras, occupancy, caster, bop, options, field_pass)
+    # The work travels to Ray workers, which may have no GPU: its grid goes on the CPU, and each runner
+    # puts it on its own field's device.
+    cpu_occupancy = occupancy.to("cpu")
+    work = ViewWork(config, tuple(v.label for v in views), cameras, cpu_occupancy, caster, bop, options, field_pass)
 
     def take_in(result: ShardResult) -> None:
         records = [{**r, "shard": result.shard.number, "attempt": result.attempt} for r in result.items]
@@ -372,7 +379,7 @@ def _render_into(
                 progress.advance("rejected", reason="inside geometry" if inside else little)
 
     with progress:
-        runner = field_work(render_views, work, loaded, config.field)
+        runner = field_work(render_views, work, loaded, config.field, config.device)
         failures = executor.run(runner, shards, take_in, retry_reporter(progress, "views"))
     if failures:
         progress.summary([f"failed: {f.describe('views')}" for f in failures])
@@ -425,7 +432,8 @@ def render_views(work: ViewWork, loaded: LoadedField, indices: Sequence[int]) ->
     A view's files depend on the job's config, seed and its index only, never on which views are
     rendered with it or where.
     """
-    config, field_, occupancy, caster, bop = work.config, loaded.field, work.occupancy, work.caster, work.bop
+    config, field_, caster, bop = work.config, loaded.field, work.caster, work.bop
+    occupancy = work.occupancy.to(field_.aabb.device)
     records = []
     for index in indices:
         camera = work.cameras[index]
@@ -438,15 +446,16 @@ def render_views(work: ViewWork, loaded: LoadedField, indices: Sequence[int]) ->
             hits = caster.cast_rays(camera.rays()) if caster is not None else None
             normals = None
             if work.field_pass:  # normals that query the field again, at this view's samples
-                normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy).numpy()
+                normals = render_field_normals(field_, camera, config.labels.normals, config.render, occupancy)
+                normals = normals.cpu().numpy()
             layers = view_labels(camera, image, config.labels, config.outputs, hits, normals)
             if "depth_modes" in config.outputs:  # one more pass, keeping every ray's samples
-                layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).numpy()
+                layers["depth_modes"] = render_depth_modes(field_, camera, config.render, occupancy).cpu().numpy()
             rotation, rgb_format = camera.w2c_opencv[:3, :3].numpy(), config.labels.rgb_format
             files = write_view_layers(config.out, index, rotation, rgb_format=rgb_format, **layers)
             if bop is not None:  # the depth label and its range, whether or not they are outputs
                 surface = view_labels(camera, image, config.labels, ("depth", "range"), hits)
-                rgb = to_uint8(image.rgb.numpy())
+                rgb = to_uint8(image.rgb.cpu().numpy())
                 depth, ranges = surface["depth"], surface["range"]
                 bop_files, record["bop"] = bop.write_view(index, camera, rgb, depth, ranges)
                 files |= bop_files

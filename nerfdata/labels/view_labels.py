@@ -128,6 +128,7 @@ def view_labels(
         float32 with normals), those of them in ``outputs``.
     """
     wanted = set(outputs)
+    image = image.cpu()  # the layers are NumPy arrays for the writers: the rendered view leaves its device here
     mask = image.accumulation.numpy() > labels.mask_threshold
     ranges = (image.range_median if labels.depth == "median" else image.range_expected).numpy()
     depths = (image.depth_median if labels.depth == "median" else image.depth_expected).numpy()

@@ -401,6 +401,11 @@ class ImageOutputs:
     """Standard deviation of the termination distance along the ray (scene units)."""
     normal: Float[Tensor, "h w 3"] | None
 
+    def cpu(self) -> "ImageOutputs":
+        """The same images on the CPU, where NumPy and the writers read them (itself when already there)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ImageOutputs(**{name: None if value is None else value.cpu() for name, value in moved.items()})
+
 
 @torch.no_grad()
 def render_image(
@@ -412,12 +417,13 @@ def render_image(
     """Render every pixel of ``camera``, chunk by chunk, into ``(H, W, ...)`` images.
 
     Only the output images scale with the resolution: rays are generated and marched one chunk
-    at a time.
+    at a time. Rays and images live on the field's device (``.cpu()`` before writing them).
     """
     intrinsics = camera.intrinsics
     h, w = intrinsics.height, intrinsics.width
+    device = field_.aabb.device
     out = {
-        name: torch.zeros(h * w, *tail)
+        name: torch.zeros(h * w, *tail, device=device)
         for name, tail in [
             ("rgb", (3,)), ("accumulation", ()), ("depth_median", ()), ("depth_expected", ()),
             ("range_median", ()), ("range_expected", ()), ("depth_spread", ()), ("normal", (3,)),
@@ -426,8 +432,8 @@ def render_image(
     row_chunk = max(1, options.chunk_rays // w)
     pixel_options = replace(options, return_samples=False)
     for row in range(0, h, row_chunk):
-        rows = torch.arange(row, min(row + row_chunk, h), dtype=torch.float32) + 0.5
-        cols = torch.arange(w, dtype=torch.float32) + 0.5
+        rows = torch.arange(row, min(row + row_chunk, h), dtype=torch.float32, device=device) + 0.5
+        cols = torch.arange(w, dtype=torch.float32, device=device) + 0.5
         pixels = torch.stack(torch.meshgrid(rows, cols, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
         rays = camera.rays(pixels)
         result = render_rays(field_, rays, pixel_options, occupancy)

@@ -38,8 +38,8 @@ def render_rays_nerfstudio(field_: NerfstudioField, rays: Rays) -> NerfstudioRay
     bundle = RayBundle(
         origins=field_.frame.to_nerfstudio(rays.origins).reshape(n, 1, 3),
         directions=field_.frame.directions_to_nerfstudio(rays.directions).reshape(n, 1, 3),
-        pixel_area=torch.ones(n, 1, 1),
-        camera_indices=torch.zeros(n, 1, 1, dtype=torch.long),
+        pixel_area=torch.ones(n, 1, 1, device=rays.origins.device),
+        camera_indices=torch.zeros(n, 1, 1, dtype=torch.long, device=rays.origins.device),
     )
     outputs = field_.model.get_outputs_for_camera_ray_bundle(bundle)
     range_median = outputs["depth"].reshape(n) / field_.frame.scale
