@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera
 from nerfdata.config import from_dict, to_dict
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.executors import (
     ExecutorConfig,
@@ -106,6 +107,8 @@ class CorrespondJobConfig:
     """Seed of the pair choice, the pixels drawn in view A and the depth samples."""
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
     """Where the pairs are matched: local (this process) or ray (--executor ray, --ray-address ADDR)."""
+    device: DeviceName = "auto"
+    """Where the field and the pairs' rays live: auto (CUDA when present), cpu or cuda."""
 
     def __post_init__(self) -> None:
         for name in ("pairs", "per_pair"):
@@ -213,6 +216,7 @@ def match_preview(tile_a: np.ndarray, tile_b: np.ndarray, matches: Matches, line
     canvas[: tile_a.shape[0], : tile_a.shape[1]] = tile_a
     canvas[: tile_b.shape[0], tile_a.shape[1] :] = tile_b
     image = Image.fromarray(to_uint8(canvas)).resize((canvas.shape[1] * scale, h * scale), Image.Resampling.NEAREST)
+    matches = matches.cpu()
     valid = matches.valid.nonzero()[:, 0].numpy()
     chosen = np.random.default_rng(seed).choice(valid, size=min(lines, len(valid)), replace=False)
     draw = ImageDraw.Draw(image)
@@ -281,7 +285,7 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     dataset_dir = dataset.path.parent
     source = _source_manifest(dataset_dir)
     field_path = _field_path(config, source, dataset_dir)
-    loaded = load_field(field_path)
+    loaded = load_field(field_path, resolve_device(config.device))
     check_recorded_field(source.get("field"), loaded.sha256, field_path, dataset_dir / MANIFEST_NAME)
     depths = dataset_depths(dataset)
     cameras: list[Camera] = [frame.camera for frame in dataset.frames]
@@ -293,24 +297,25 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
     executor = make_executor(config.executor, len(shards))  # joins Ray before anything is written
     folder = (config.out if config.out is not None else dataset_dir) / "correspondences"
     # The export is defined by what it is made of: the dataset (its index file's checksum), the
-    # field's content and the config, not by where any of them lies (nor where it runs).
+    # field's content and the config, not by where any of them lies (nor where or on what it runs).
     index_file = dataset_dir / MANIFEST_NAME if source else dataset.path
     given = to_dict(replace(config, field=field_path))
-    resolved = {
-        "field": given["field"], **{k: v for k, v in given.items() if k not in ("field", "overwrite", "executor")}
-    }
+    how = ("field", "overwrite", "executor", "device")
+    resolved = {"field": given["field"], **{k: v for k, v in given.items() if k not in how}}
     what = {k: v for k, v in resolved.items() if k not in ("field", "dataset", "out")}
     job_hash = config_hash(what | {"dataset": sha256_json_file(index_file),
                                    "field": field_identity(loaded.sha256, loaded.json_path)})
     with claim_output_folder(folder, job_hash, config.overwrite):
         manifest = {"kind": "correspondences", "complete": False, "config_hash": job_hash,
-                    "executor": executor.describe(), "files": _pair_files(pairs, config.preview_pairs)}
+                    "executor": executor.describe(), "device": str(loaded.field.aabb.device),
+                    "files": _pair_files(pairs, config.preview_pairs)}
         write_manifest(folder, manifest)  # lists every file before any is written
         (folder / "pairs.json").unlink(missing_ok=True)
         by_number: dict[int, dict[str, Any]] = {}
         progress = Reporter("correspond", len(pairs), "pairs", enabled=show_progress, outcomes=("matched",),
                             work_unit="matches")
-        work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy)
+        # CPU tensors only in what travels to workers (they may have no GPU); each runner moves the grid.
+        work = PairWork(config, folder, tuple(pairs), cameras, depths, dataset, options, occupancy.to("cpu"))
 
         def take_in(result: ShardResult) -> None:
             for number, record in zip(result.shard.indices, result.items, strict=True):
@@ -318,7 +323,7 @@ def run_correspond(config: CorrespondJobConfig, show_progress: bool = True) -> C
                 progress.advance(work=record["matches"])
 
         with progress:
-            runner = field_work(match_pairs, work, loaded, field_path)
+            runner = field_work(match_pairs, work, loaded, field_path, config.device)
             failures = executor.run(runner, shards, take_in, retry_reporter(progress, "pairs"))
         if failures:
             progress.summary([f"failed: {f.describe('pairs')}" for f in failures])
@@ -363,9 +368,10 @@ def match_pairs(work: PairWork, loaded: LoadedField, numbers: Sequence[int]) -> 
 
     A pair's files depend on the config, the seed and the pair only (its generator is the pair's own).
     """
+    occupancy = work.occupancy.to(loaded.field.aabb.device)
     return [
         _match_pair(work.config, work.folder, number, work.pairs[number], work.cameras, work.depths, work.dataset,
-                    loaded.field, work.options, work.occupancy)
+                    loaded.field, work.options, occupancy)
         for number in numbers
     ]
 

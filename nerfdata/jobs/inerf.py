@@ -38,6 +38,7 @@ import torch
 from nerfdata.atomic import write_json_atomic
 from nerfdata.cameras import Camera, Intrinsics, validate_c2w
 from nerfdata.config import to_dict
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.errors import ConfigError, NerfDataError, PoseError
 from nerfdata.executors import (
     Executor,
@@ -146,6 +147,8 @@ class InerfTargetsConfig:
     """Replace an output folder that is not empty."""
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
     """Where the targets are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
+    device: DeviceName = "auto"
+    """Where the field, rays and images live: auto (CUDA when present), cpu or cuda."""
 
     def __post_init__(self) -> None:
         if self.num < 1:
@@ -189,6 +192,8 @@ class InerfSolveConfig:
     """Solve only the first N targets."""
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
     """Where the targets are solved: local (this process) or ray (--executor ray, --ray-address ADDR)."""
+    device: DeviceName = "auto"
+    """Where the field and the solver's rays live: auto (CUDA when present), cpu or cuda (poses stay on the CPU)."""
 
     def __post_init__(self) -> None:
         if self.hypotheses < 1:
@@ -223,7 +228,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     The output folder is locked while the targets are written; ``OUT/manifest.json`` lists every file
     before it is written (so ``--overwrite`` removes those and nothing else) and says when they are complete.
     """
-    loaded = load_field(config.field)
+    loaded = load_field(config.field, resolve_device(config.device))
     field_ = loaded.field
     meters_per_unit, mpu_source = meters_per_unit_of(loaded, config.meters_per_unit)
     samplers = config.views or _default_views(config, loaded)
@@ -234,7 +239,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     cameras = [Camera(view.c2w_opengl, intrinsics) for view in views[: config.num]]
     # Where the targets went and whether a folder was replaced do not define them: left out, so
     # the same config and seed give byte-identical files wherever they are written.
-    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor")}
+    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor", "device")}
     what = {k: v for k, v in resolved.items() if k not in ("field", "views")}
     job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
                                    "views": cameras_sha256(cameras)})
@@ -242,6 +247,7 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     with claim_output_folder(config.out, job_hash, config.overwrite, same_job="refuse"):
         manifest: dict[str, Any] = {
             "kind": "inerf targets", "complete": False, "config_hash": job_hash, "executor": executor.describe(),
+            "device": str(field_.aabb.device),
             "files": sorted([str(TARGETS_FILE), *bop_export_files(BOP_SCENE, config.objects, field_, config.mesh)]),
         }
         write_manifest(config.out, manifest)
@@ -277,7 +283,8 @@ def _write_targets(
     by_index: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     progress = Reporter("inerf targets", config.num, "targets", enabled=show_progress, outcomes=("rendered",),
                         work_unit="rays")
-    work = TargetWork(config, tuple(views[: len(cameras)]), tuple(cameras), options, occupancy, bop)
+    # CPU tensors only in what travels to workers (they may have no GPU); each runner moves the grid.
+    work = TargetWork(config, tuple(views[: len(cameras)]), tuple(cameras), options, occupancy.to("cpu"), bop)
 
     def take_in(result: ShardResult) -> None:
         for index, item in zip(result.shard.indices, result.items, strict=True):
@@ -285,7 +292,7 @@ def _write_targets(
             progress.advance(work=intrinsics.num_pixels)
 
     with progress:
-        runner = field_work(render_targets, work, loaded, config.field)
+        runner = field_work(render_targets, work, loaded, config.field, config.device)
         shards = split_shards(range(len(cameras)), config.executor.shard_size)
         failures = executor.run(runner, shards, take_in, retry_reporter(progress, "targets"))
     if failures:
@@ -340,7 +347,8 @@ def render_targets(
     Raises:
         PoseError: a target's perturbed start pose is not rigid.
     """
-    config, field_, occupancy, options = work.config, loaded.field, work.occupancy, work.options
+    config, field_, options = work.config, loaded.field, work.options
+    occupancy = work.occupancy.to(field_.aabb.device)
     items = []
     for index in indices:
         view, camera = work.views[index], work.cameras[index]
@@ -352,8 +360,9 @@ def render_targets(
         pivot = look_at_point(gt, pivot_depth(field_, occupancy, gt, intrinsics, options))
         init = apply_perturbation(gt, perturbation, pivot)  # kept in float64, as stored
         validate_c2w(init, f"target {index} start pose")
-        rgb, depth = to_uint8(image.rgb.numpy()), image.depth_median.numpy()
-        files, bop_view = work.bop.write_view(index, camera, rgb, depth, image.range_median.numpy())
+        written = image.cpu()  # the writers read NumPy
+        rgb, depth = to_uint8(written.rgb.numpy()), written.depth_median.numpy()
+        files, bop_view = work.bop.write_view(index, camera, rgb, depth, written.range_median.numpy())
         items.append(({
             "id": index,
             "image": files["bop_rgb"],
@@ -569,7 +578,7 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     out = _results_path(config)
     bop_csv = _bop_results_path(out)
     earlier = _check_results_paths(out, bop_csv)
-    loaded = load_field(config.field)
+    loaded = load_field(config.field, resolve_device(config.device))
     check_recorded_field(document.get("field"), loaded.sha256, config.field, json_path)
     occupancy = loaded.occupancy_grid()
     if config.limit is not None:
@@ -579,7 +588,8 @@ def run_inerf_solve(config: InerfSolveConfig, show_progress: bool = True) -> dic
     missing = [t.id for t in targets if t.id not in scene_gt]
     if missing:
         raise NerfDataError(f"{config.targets}: target {missing[0]} is not in the BOP scene_gt.json")
-    what = {k: v for k, v in to_dict(config).items() if k not in ("out", "targets", "field", "limit", "executor")}
+    where = ("out", "targets", "field", "limit", "executor", "device")
+    what = {k: v for k, v in to_dict(config).items() if k not in where}
     job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
                                    "targets": sha256_json_file(json_path)})
     same = earlier is not None and earlier.get("config_hash") == job_hash
@@ -628,7 +638,8 @@ def _solve_all(
     progress = Reporter("inerf solve", len(targets), "targets", enabled=show_progress, outcomes=outcomes,
                         done={_EARLIER: len(kept)} if kept else None, every=1)  # each target is slow: a line each
     by_id = dict(kept)
-    work = SolveWork(config, tuple(targets), occupancy, background, pivot_options)
+    # CPU tensors only in what travels to workers (they may have no GPU); each runner moves the grid.
+    work = SolveWork(config, tuple(targets), occupancy.to("cpu"), background, pivot_options)
 
     def take_in(result: ShardResult) -> None:
         for position, record in zip(result.shard.indices, result.items, strict=True):
@@ -644,7 +655,7 @@ def _solve_all(
     todo = [position for position, target in enumerate(targets) if target.id not in kept]
     with progress:
         # Here the solver's steps show in a second bar; a Ray worker's are not followed.
-        runner = replace(field_work(solve_targets, work, loaded, config.field),
+        runner = replace(field_work(solve_targets, work, loaded, config.field, config.device),
                          local=partial(solve_targets, work, loaded, steps=progress.steps))
         failures = executor.run(runner, split_shards(todo, config.executor.shard_size), take_in,
                                 retry_reporter(progress, "targets"))
@@ -685,8 +696,9 @@ def solve_targets(
     Raises:
         NerfDataError: an unreadable target image.
     """
+    occupancy = work.occupancy.to(loaded.field.aabb.device)
     return [
-        _solve_target(work.config, work.targets[position], loaded, work.occupancy, work.background,
+        _solve_target(work.config, work.targets[position], loaded, occupancy, work.background,
                       work.pivot_options, steps)
         for position in positions
     ]
@@ -757,8 +769,10 @@ def _results(
             "trans_m": None if metric is None else config.success_trans * metric,
         },
         "median_seconds": float(np.median(times)) if times else 0.0,
-        "config": {k: v for k, v in to_dict(config).items() if k != "executor"},  # the same results anywhere
+        # The same results anywhere, on any device: where they were computed is recorded beside.
+        "config": {k: v for k, v in to_dict(config).items() if k not in ("executor", "device")},
         "config_hash": job_hash,
+        "device": str(loaded.field.aabb.device),
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256},
         "targets": records,
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 from nerfdata.atomic import sha256_file, write_json_atomic
 from nerfdata.config import to_dict
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.loading import load_field
 from nerfdata.labels.mesh import CleanupConfig, ExtractedMesh, MeshConfig, MeshStats, extract_mesh, mesh_stats
@@ -52,6 +53,8 @@ class MeshJobConfig:
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
     overwrite: bool = False
     """Replace an existing --out, if nerfdata wrote it (its FILE.json record matches it); never another file."""
+    device: DeviceName = "auto"
+    """Where the field and its density grid are evaluated: auto (CUDA when present), cpu or cuda."""
 
     def __post_init__(self) -> None:
         # Checked here so that a typo fails at once, not after minutes of extraction.
@@ -120,8 +123,9 @@ def run_mesh(config: MeshJobConfig) -> MeshJobResult:
             a grid too large for ``max_memory_gb``, or no surface at the threshold.
     """
     out = Path(config.out)
+    device = resolve_device(config.device)
     check_mesh_out(out, config.overwrite)
-    loaded = load_field(config.field)
+    loaded = load_field(config.field, device)
     extracted = extract_mesh(loaded.field, config.extraction, loaded.occupancy, config.cleanup)
     path = write_mesh(extracted.mesh, out)
     write_json_atomic(mesh_record_path(path), {
@@ -131,7 +135,8 @@ def run_mesh(config: MeshJobConfig) -> MeshJobResult:
         "sha256": sha256_file(path),
         "field": {"path": str(loaded.json_path), "sha256": loaded.sha256, "type": loaded.field.field_type},
         "threshold": extracted.threshold,
-        "config": {k: v for k, v in to_dict(config).items() if k not in ("field", "out", "overwrite")},
+        "device": str(device),  # where it was computed; not part of its config (like the executor of a render)
+        "config": {k: v for k, v in to_dict(config).items() if k not in ("field", "out", "overwrite", "device")},
     })
     return MeshJobResult(path, extracted, mesh_stats(extracted.mesh))
 

@@ -51,6 +51,7 @@ def write_matches(path: str | Path, matches: Matches) -> None:
 
     ``numpy.savez`` stamps each member with the current time; here every member gets a fixed date.
     """
+    matches = matches.cpu()
     arrays = {
         "uv_a": matches.uv_a.numpy().astype(np.float32),
         "uv_b": matches.uv_b.numpy().astype(np.float32),

@@ -66,7 +66,7 @@ def render_depth_modes(
     """
     intrinsics = camera.intrinsics
     options = replace(options, normals=False, return_samples=True)
-    rays = camera.rays()
+    rays = camera.rays(device=field_.aabb.device)
     parts = []
     for start in range(0, len(rays), options.chunk_rays):
         chunk = rays[start : start + options.chunk_rays]

@@ -200,7 +200,7 @@ def pivot_depth(
     hit = image.accumulation > 0.5
     if hit.any():
         return float(image.depth_median[hit].median())
-    centre = torch.cat([field_.aabb.double().mean(0), torch.ones(1, dtype=torch.float64)])  # homogeneous
+    centre = torch.cat([field_.aabb.double().cpu().mean(0), torch.ones(1, dtype=torch.float64)])  # homogeneous
     centre_cam = torch.linalg.inv(c2w.double()) @ centre
     return max(float(-centre_cam[2]), 0.1 * field_.extent)
 
@@ -228,11 +228,15 @@ def _photometric_losses(
     target: Tensor,
     options: RenderOptions,
 ) -> Tensor:
-    """Mean squared colour error ``(hypotheses,)`` of every pose over the same pixels, one render pass."""
+    """Mean squared colour error ``(hypotheses,)`` of every pose over the same pixels, one render pass.
+
+    The rays, the render and ``target`` live on the field's device; the poses and the losses on the
+    CPU (six numbers per hypothesis: the solver's own state stays there, like every camera)."""
     width = intrinsics.width
+    pixels = pixels.to(target.device)
     pixels_xy = torch.stack([pixels % width, pixels // width], dim=-1).to(torch.float32) + 0.5
     rgb = render_rays(field_, _rays_of(c2w, intrinsics, pixels_xy), options, occupancy).rgb
-    return ((rgb.reshape(len(c2w), len(pixels), 3) - target[pixels]) ** 2).mean(dim=(1, 2))
+    return ((rgb.reshape(len(c2w), len(pixels), 3) - target[pixels]) ** 2).mean(dim=(1, 2)).cpu()
 
 
 @dataclass
@@ -397,7 +401,7 @@ def solve_pose(
         )
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     start = start_c2w.double()
-    target = torch.as_tensor(np.asarray(target_rgb), dtype=torch.float32).reshape(-1, 3)
+    target = torch.as_tensor(np.asarray(target_rgb), dtype=torch.float32, device=field_.aabb.device).reshape(-1, 3)
     pool = sampling_pool(np.asarray(target_rgb), config.sampling, config.min_points)
     # One forward pass for every running hypothesis: the chunk holds all their rays.
     options = RenderOptions(

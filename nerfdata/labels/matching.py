@@ -67,6 +67,10 @@ class Matches:
     valid: Bool[Tensor, " n"]
     confidence: Float[Tensor, " n"]
 
+    def cpu(self) -> "Matches":
+        """The same matches on the CPU, where the writers read them (the same tensors when already there)."""
+        return Matches(self.uv_a.cpu(), self.uv_b.cpu(), self.valid.cpu(), self.confidence.cpu())
+
 
 def project_points(camera: Camera, points: Float[Tensor, "n 3"]) -> tuple[Float[Tensor, "n 2"], Float[Tensor, " n"]]:
     """Pixel coordinates (x right, y down, centres at +0.5) and z-depth of world points in ``camera``.
@@ -80,7 +84,7 @@ def project_points(camera: Camera, points: Float[Tensor, "n 3"]) -> tuple[Float[
         >>> [round(v, 4) for v in uv[0].tolist()], z.tolist()
         ([5.0, 1.0], [1.0])
     """
-    w2c = camera.w2c_opencv.double()
+    w2c = camera.w2c_opencv.to(points.device, torch.float64)  # cameras live on the CPU, points on the field's device
     local = points.double() @ w2c[:3, :3].T + w2c[:3, 3]
     k = camera.intrinsics
     z = local[:, 2]
@@ -109,7 +113,9 @@ def match_pixels(
 ) -> Matches:
     """Match pixels of view A (pixel coordinates, centres at +0.5) to view B through ``field_``.
 
-    Renders one ray per pixel of A and one per in-view projection in B (bounded memory: chunked).
+    Renders one ray per pixel of A and one per in-view projection in B (bounded memory: chunked), on
+    the field's device; the matches are there too. ``generator`` is a CPU one, whatever the device,
+    so that a seed draws the same depths everywhere.
 
     Args:
         field_: The radiance field the views were rendered from.
@@ -123,12 +129,13 @@ def match_pixels(
     if config.mode == "distribution" and generator is None:
         raise ConfigError("mode distribution draws depth samples: pass a seeded torch.Generator")
     options = replace(options, normals=False, return_samples=True)
+    pixels_a = pixels_a.to(field_.aabb.device)
     rays_a = camera_a.rays(pixels_a)
     out_a = render_rays(field_, rays_a, options, occupancy)
     if config.mode == "distribution":
         s = out_a.samples
         assert s is not None and generator is not None
-        u = torch.rand(len(rays_a), 1, generator=generator, dtype=torch.float64).to(s.t_start.dtype)
+        u = torch.rand(len(rays_a), 1, generator=generator, dtype=torch.float64).to(s.t_start)
         distance_a = sample_termination(s.ray_indices, s.t_start, s.t_end, s.weights, s.density, u)[:, 0]
     else:
         distance_a = out_a.range_median if config.mode == "median" else out_a.range_expected

@@ -388,7 +388,7 @@ def _smooth_gradient(field_: Field, rays: Rays, samples: RaySamples, step: Tenso
     t = 0.5 * (samples.t_start[keep] + samples.t_end[keep])
     positions = rays.origins[ray] + rays.directions[ray] * t[:, None]
     normals = -torch.nn.functional.normalize(_difference_gradient(field_, positions, step), dim=-1)
-    return torch.zeros(len(rays), 3).index_add(0, ray, samples.weights[keep, None] * normals)
+    return torch.zeros(len(rays), 3, device=normals.device).index_add(0, ray, samples.weights[keep, None] * normals)
 
 
 _SEGMENT_SAMPLES = 64
@@ -401,7 +401,7 @@ def _optical_depth(field_: Field, origins: Tensor, ends: Tensor, starts: Tensor)
     vector = ends - origins
     length = vector.norm(dim=-1)
     starts = torch.minimum(starts.clamp(min=0.0), length)
-    fractions = (torch.arange(_SEGMENT_SAMPLES, dtype=ends.dtype) + 0.5) / _SEGMENT_SAMPLES
+    fractions = (torch.arange(_SEGMENT_SAMPLES, dtype=ends.dtype, device=ends.device) + 0.5) / _SEGMENT_SAMPLES
     t = starts[:, None] + (length - starts)[:, None] * fractions
     points = origins[:, None] + (vector / length[:, None])[:, None] * t[..., None]
     density = field_.density(points.reshape(-1, 3)).reshape(len(ends), _SEGMENT_SAMPLES)
@@ -419,7 +419,8 @@ def _transmittance_gradient(field_: Field, rays: Rays, samples: RaySamples, medi
     kink that a central difference would straddle; the steeper side per axis is taken.
     """
     weighted = samples.weights > 1e-6
-    first = torch.full((len(rays),), torch.inf).scatter_reduce(
+    device = rays.origins.device
+    first = torch.full((len(rays),), torch.inf, device=device).scatter_reduce(
         0, samples.ray_indices[weighted], samples.t_start[weighted], "amin"
     )
     hit = (median > 0) & torch.isfinite(first)
@@ -428,24 +429,25 @@ def _transmittance_gradient(field_: Field, rays: Rays, samples: RaySamples, medi
     start = first[index] - reach  # the offset rays may meet the surface a little earlier
     # The crossing tau = ln 2 on the ray, between the first weighted sample and a little past the median.
     far = median[index] + 2.0 * reach
-    fractions = (torch.arange(_SEGMENT_SAMPLES + 1, dtype=origins.dtype)) / _SEGMENT_SAMPLES
+    fractions = (torch.arange(_SEGMENT_SAMPLES + 1, dtype=origins.dtype, device=device)) / _SEGMENT_SAMPLES
     t = first[index, None] + (far - first[index])[:, None] * fractions
     mid = 0.5 * (t[:, 1:] + t[:, :-1])
     density = field_.density((origins[:, None] + directions[:, None] * mid[..., None]).reshape(-1, 3))
     cumulative = torch.cumsum(density.reshape(len(index), _SEGMENT_SAMPLES) * (t[:, 1:] - t[:, :-1]), dim=-1)
-    before = torch.cat([torch.zeros(len(index), 1), cumulative[:, :-1]], dim=-1)
+    before = torch.cat([torch.zeros(len(index), 1, device=device), cumulative[:, :-1]], dim=-1)
     crossing = ((before < np.log(2.0)) & (cumulative >= np.log(2.0))).float().argmax(dim=-1, keepdim=True)
     low, high = before.gather(1, crossing)[:, 0], cumulative.gather(1, crossing)[:, 0]
     share = ((np.log(2.0) - low) / (high - low).clamp(min=1e-30)).clamp(0.0, 1.0)
     t_cross = t.gather(1, crossing)[:, 0] + share * (t[:, 1:] - t[:, :-1]).gather(1, crossing)[:, 0]
     x = origins + directions * t_cross[:, None]
-    offsets = torch.cat([torch.zeros(1, 3), torch.diag(step), -torch.diag(step)]).to(x)
+    step = step.to(x)
+    offsets = torch.cat([torch.zeros(1, 3).to(x), torch.diag(step), -torch.diag(step)])
     ends = (x[None] + offsets[:, None]).reshape(-1, 3)  # (7 m, 3)
     tau = _optical_depth(field_, origins.repeat(7, 1), ends, start.repeat(7)).reshape(7, -1)
     forward = (tau[1:4] - tau[0]) / step.to(x)[:, None]
     backward = (tau[0] - tau[4:7]) / step.to(x)[:, None]
     gradient = torch.where(forward.abs() >= backward.abs(), forward, backward).T
-    return torch.zeros(len(rays), 3).index_copy(0, index, -gradient)
+    return torch.zeros(len(rays), 3, device=device).index_copy(0, index, -gradient)
 
 
 @torch.no_grad()
@@ -482,7 +484,7 @@ def render_field_normals(
     cells = DEFAULT_CELLS[mode] if cells is None else cells
     cell = hash_cell(field_)
     step = None if cell is None else cells * cell
-    rays = camera.rays()
+    rays = camera.rays(device=field_.aabb.device)
     parts = []
     for start in range(0, len(rays), options.chunk_rays):
         chunk = rays[start : start + options.chunk_rays]
@@ -491,7 +493,7 @@ def render_field_normals(
         if mode == "smooth-gradient":
             total = _smooth_gradient(field_, chunk, out.samples, step)
         else:
-            fallback = torch.full((3,), cells * field_.extent / 1024.0)
+            fallback = torch.full((3,), cells * field_.extent / 1024.0, device=field_.aabb.device)
             reach = fallback if step is None else step
             total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, reach)
         length = total.norm(dim=-1, keepdim=True)

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfdata.cameras import Camera, Intrinsics, Rays
+from nerfdata.cameras import Camera, Intrinsics
 from nerfdata.errors import NerfDataError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
@@ -107,8 +107,7 @@ def auto_threshold(
     options = replace(options, normals=False, return_samples=True, background="none")
     found = []
     for camera in _views_around(field_, views, size):
-        rays = camera.rays()
-        rays = Rays(rays.origins.to(field_.aabb.device), rays.directions.to(field_.aabb.device), rays.z_per_range)
+        rays = camera.rays(device=field_.aabb.device)
         samples = render_rays(field_, rays, options, occupancy).samples
         assert samples is not None
         found.append(crossing_densities(samples).cpu())
