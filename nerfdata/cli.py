@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nerfdata.device import DeviceName
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.flags import Command, Shortcut, parse_command
 
@@ -44,6 +45,8 @@ class BenchCommand:
     """Where the figures are written as JSON (default: benchmarks/results.json of the package's checkout)."""
     scenes: Path | None = None
     """Folder of the scenes to measure (default: scenes/ of the package's checkout, from any folder)."""
+    device: DeviceName = "auto"
+    """GPU rows beside the CPU ones: auto (where CUDA is present), cpu (none) or cuda (required)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def command(name: str) -> Command:
                  "[--hypotheses K] [--out results.json] [flags]")
         return Command("nerfdata inerf solve", InerfSolveConfig, usage, flat=("solver",), shortcuts=EXECUTOR_SHORTCUTS)
     if name == "bench":
-        usage = "nerfdata bench [--quick] [--scenes DIR] [--out FILE]"
+        usage = "nerfdata bench [--quick] [--scenes DIR] [--out FILE] [--device auto|cpu|cuda]"
         return Command("nerfdata bench", BenchCommand, usage, config_flag=False)
     raise KeyError(name)
 
@@ -247,10 +250,11 @@ def _inerf(argv: Sequence[str]) -> None:
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
     from nerfdata.bench.shipped import RESULTS, SCENES
+    from nerfdata.device import resolve_device
 
     config = _parse(command("bench"), argv)
     if config is not None:
-        run_benchmarks(config.quick, config.out or RESULTS, config.scenes or SCENES)
+        run_benchmarks(config.quick, config.out or RESULTS, config.scenes or SCENES, str(resolve_device(config.device)))
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {

@@ -11,11 +11,12 @@ A Ray worker resolves the job's ``device`` itself, so ``auto`` takes the GPU the
 (``executor.num_gpus_per_worker``), if any.
 """
 
-from typing import Literal, get_args
-
-import torch
+from typing import TYPE_CHECKING, Literal, get_args
 
 from nerfdata.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported when a device is resolved: configs (and the CLI's help) name DeviceName only
+    import torch
 
 __all__ = ["DeviceName", "resolve_device"]
 
@@ -23,7 +24,7 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 """What a config may ask for."""
 
 
-def resolve_device(name: DeviceName = "auto") -> torch.device:
+def resolve_device(name: DeviceName = "auto") -> "torch.device":
     """The device that ``name`` stands for here: ``cpu``, or the current CUDA device (``cuda:0``).
 
     Raises:
@@ -33,6 +34,8 @@ def resolve_device(name: DeviceName = "auto") -> torch.device:
         >>> resolve_device("cpu")
         device(type='cpu')
     """
+    import torch
+
     if name not in get_args(DeviceName):
         raise ConfigError(f"device: {name!r} is not one of {', '.join(map(repr, get_args(DeviceName)))}")
     if name == "cpu":

@@ -111,7 +111,7 @@ def mesh_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def run_benchmarks(
-    quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES
+    quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES, device: str = "cpu"
 ) -> dict[str, Any]:
     """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures.
 
@@ -119,6 +119,8 @@ def run_benchmarks(
         quick: Fewer and smaller measurements (a smoke run).
         out: Where the figures are written as JSON (default: the checkout's ``benchmarks/results.json``).
         scenes_root: The folder of the scenes measured (default: the checkout's ``scenes/``).
+        device: A resolved device (:func:`nerfdata.device.resolve_device`): on CUDA the GPU rows are
+            measured beside the CPU ones, which every run measures (the ratios are the CPU's).
 
     Raises:
         NerfDataError: ``scenes_root`` is not a folder (before anything is measured).
@@ -133,7 +135,7 @@ def run_benchmarks(
     console.print(f"nerfdata {__version__} benchmarks on {platform.processor() or platform.machine()}, "
                   f"{torch.get_num_threads()} threads, torch {torch.__version__}" + (" (quick)" if quick else ""))
     hash_rows = bench_hash_grid(num_points=1 << (15 if quick else 18), repeats=repeats)
-    if torch.cuda.is_available():  # GPU kernels time larger batches: a GPU idles on 2^18 points
+    if torch.device(device).type == "cuda":  # GPU kernels time larger batches: a GPU idles on 2^18 points
         hash_rows += bench_hash_grid(num_points=1 << (18 if quick else 22), repeats=repeats, device="cuda")
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
@@ -174,6 +176,7 @@ def run_benchmarks(
         "nerfdata_version": __version__,
         "quick": quick,
         "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "device": str(device),
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
         "quality": quality_rows,

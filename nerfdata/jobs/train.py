@@ -24,6 +24,7 @@ import torch
 
 from nerfdata.cameras import Camera, Rays
 from nerfdata.config import from_dict, to_dict
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.encoders.hashgrid import HashGridConfig
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import load_checkpoint, load_training_state, save_field
@@ -95,6 +96,9 @@ class TrainJobConfig:
     eval_views: int = 20
     """Test views rendered at the end to report PSNR (0: none; all if the split has fewer)."""
     seed: int = 0
+    device: DeviceName = "auto"
+    """Where the field, its optimiser, the rays and the images live: auto (CUDA when present), cpu or cuda.
+    Not saved with the run (a run resumes on any device)."""
 
     def __post_init__(self) -> None:
         counts = (
@@ -193,7 +197,7 @@ def _evaluate(field_: NGPField, frames: list[DatasetFrame], occupancy: Occupancy
     options = RenderOptions(normals=False, background=background)  # type: ignore[arg-type]
     errors = []
     for frame in frames:
-        target = _load_images([frame], 1.0 if background == "white" else 0.0)
+        target = _load_images([frame], 1.0 if background == "white" else 0.0).to(field_.aabb.device)
         image = render_image(field_, frame.camera, options, occupancy)
         errors.append(float(((image.rgb.reshape(-1, 3) - target) ** 2).mean()))
     return psnr(float(np.mean(errors)))
@@ -224,6 +228,11 @@ def _training_state(state: TrainState) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _run_config(config: TrainJobConfig) -> dict[str, Any]:
+    """The config a checkpoint saves: where the run computed is not part of it (nor of the checkpoint's checksum)."""
+    return {key: value for key, value in to_dict(config).items() if key != "device"}
+
+
 def _saved_config(out: Path, values: dict[str, Any]) -> TrainJobConfig:
     """The config a periodic checkpoint saved (older ones kept three of the field's keys flat: moved into ``field``)."""
     flat = {key: values[key] for key in _FLAT_FIELD_KEYS if key in values}
@@ -233,17 +242,21 @@ def _saved_config(out: Path, values: dict[str, Any]) -> TrainJobConfig:
     return from_dict(TrainJobConfig, values, f"{out}: saved training config")
 
 
-def _start(config: TrainJobConfig, dataset: TransformsDataset, generator: torch.Generator) -> TrainState:
+def _start(
+    config: TrainJobConfig, dataset: TransformsDataset, generator: torch.Generator, device: torch.device
+) -> TrainState:
     aabb = dataset.aabb
     if aabb is None:
         aabb = estimate_aabb([f.camera for f in dataset.split("train")])
+    # Initialised on the CPU, then moved: the same seed gives the same start on every device.
     field_ = NGPField(config.field.in_box(tuple(tuple(float(v) for v in corner) for corner in aabb)))  # type: ignore[arg-type]
-    ema = torch.full((config.occupancy_resolution**3,), float("inf"))  # everything occupied until measured
+    field_ = field_.to(device)
+    ema = torch.full((config.occupancy_resolution**3,), float("inf"), device=device)  # all occupied until measured
     occupancy = occupancy_from_ema(ema, field_.aabb)
     return TrainState(config, field_, _optimizer(field_, config), ema, occupancy, generator, iteration=0)
 
 
-def _resume(config: TrainJobConfig, generator: torch.Generator) -> TrainState:
+def _resume(config: TrainJobConfig, generator: torch.Generator, device: torch.device) -> TrainState:
     saved_state = load_training_state(config.out)
     if saved_state is None:
         raise NerfDataError(
@@ -251,11 +264,11 @@ def _resume(config: TrainJobConfig, generator: torch.Generator) -> TrainState:
         )
     tensors, info = saved_state
     saved = _saved_config(config.out, info["config"])
-    config = replace(saved, iters=config.iters, resume=True, out=config.out, data=config.data)
-    field_: NGPField = load_checkpoint(config.out).field.train().requires_grad_(True)  # type: ignore[assignment]
+    config = replace(saved, iters=config.iters, resume=True, out=config.out, data=config.data, device=config.device)
+    field_: NGPField = load_checkpoint(config.out, device).field.train().requires_grad_(True)  # type: ignore[assignment]
     optimizer = _optimizer(field_, config)
-    _restore_optimizer(optimizer, tensors)
-    ema = tensors["occupancy_ema"].float()
+    _restore_optimizer(optimizer, tensors)  # Adam moves its moments onto the parameters' device
+    ema = tensors["occupancy_ema"].float().to(device)
     generator.set_state(tensors["rng"])
     occupancy = occupancy_from_ema(ema, field_.aabb)
     return TrainState(config, field_, optimizer, ema, occupancy, generator, iteration=int(info["iteration"]))
@@ -273,9 +286,10 @@ def start_or_resume(config: TrainJobConfig, dataset: TransformsDataset) -> Train
     """
     if (config.out / "field.json").exists() and not (config.resume or config.overwrite):
         raise NerfDataError(f"{config.out}: already holds a checkpoint; pass --resume to continue it or --overwrite")
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # the field's initialisation
-    generator = torch.Generator().manual_seed(config.seed)
-    return _resume(config, generator) if config.resume else _start(config, dataset, generator)
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same draws on every device
+    return _resume(config, generator, device) if config.resume else _start(config, dataset, generator, device)
 
 
 def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: RenderOptions) -> float:
@@ -290,7 +304,7 @@ def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: Re
     config, field_ = state.config, state.field
     for group in state.optimizer.param_groups:
         group["lr"] = _learning_rate(config, state.iteration)
-    batch = torch.randint(len(rays), (config.rays_per_batch,), generator=state.generator)
+    batch = torch.randint(len(rays), (config.rays_per_batch,), generator=state.generator).to(targets.device)
     result = render_rays(field_, rays[batch], options, state.occupancy, state.generator)
     photometric = torch.nn.functional.mse_loss(result.rgb, targets[batch])
     loss = photometric
@@ -322,13 +336,14 @@ def refresh_occupancy(state: TrainState) -> None:
         cells, ema = torch.arange(num_cells), torch.nan_to_num(state.ema, posinf=0.0)
     else:
         cells, ema = torch.randint(num_cells, (num_cells // 4,), generator=state.generator), state.ema
+    cells = cells.to(ema.device)
     state.ema = update_density_ema(ema, state.field.density, state.field.aabb, cells, state.generator)
     state.occupancy = occupancy_from_ema(state.ema, state.field.aabb)
 
 
 def save_checkpoint(state: TrainState) -> Path:
     """A checkpoint of the run in progress (float32 weights, the training grid, the whole training state)."""
-    info = {"config": to_dict(state.config), "iteration": state.iteration, "complete": False}
+    info = {"config": _run_config(state.config), "iteration": state.iteration, "complete": False}
     return save_field(state.field, state.config.out, state.occupancy, training=(_training_state(state), info))
 
 
@@ -338,7 +353,7 @@ def save_trained_field(
     """The final checkpoint: weights in ``storage`` precision and the training grid, no training state."""
     config = state.config
     info = {
-        "config": to_dict(config), "iteration": config.iters, "complete": True,
+        "config": _run_config(config), "iteration": config.iters, "complete": True,
         "seconds": round(seconds, 1), "test_psnr": test_psnr,
     }
     storage = torch.float16 if config.storage == "float16" else torch.float32
@@ -353,8 +368,9 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     test_frames = [f for f in dataset.frames if f.split == "test"]
     state = start_or_resume(config, dataset)
     config = state.config
-    targets = _load_images(train_frames, 1.0 if config.background == "white" else 0.0)
-    rays = Rays.cat([frame.camera.rays() for frame in train_frames])
+    device = state.field.aabb.device
+    targets = _load_images(train_frames, 1.0 if config.background == "white" else 0.0).to(device)
+    rays = Rays.cat([frame.camera.rays(device=device) for frame in train_frames])
     options = RenderOptions(
         num_steps=config.num_steps, background=config.background, normals=False, stratified=True,
         chunk_rays=config.rays_per_batch, return_samples=config.distortion_weight > 0,
