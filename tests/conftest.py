@@ -6,6 +6,18 @@ import torch
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.fields.analytic import AnalyticField, Box, Material, Sphere, Torus
 
+CUDA_REASON = "needs a CUDA device (torch.cuda.is_available() is False here): it runs the code path on CUDA"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` run where torch sees a CUDA device and are skipped, saying so, elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=CUDA_REASON)
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
 
 def make_scene() -> AnalyticField:
     """A sphere, a box and a torus, all strictly inside the box (no solid is cut by its walls)."""

@@ -1,6 +1,7 @@
 """Dense correspondences: termination-distribution math, matches against exact analytic geometry,
 pair selection, the export's files and determinism, the reader, and clear errors on bad input."""
 
+import copy
 import json
 import math
 import shutil
@@ -291,3 +292,19 @@ def test_config_is_validated_and_parses_as_flags(tmp_path):
     config = parse_command(command("correspond"), ["--field", "f", "--dataset", "d", "--pairs", "5", "--per-pair", "64",
                                                     "--mode", "median", "--out", "o", "--seed", "3"]).config
     assert (config.pairs, config.per_pair, config.mode, config.out, config.seed) == (5, 64, "median", Path("o"), 3)
+
+
+@pytest.mark.cuda
+def test_matches_on_cuda_agree_with_the_cpu(scene):
+    camera_a, camera_b = look_at((2.2, 1.2, 2.4), size=48), look_at((-0.6, 1.4, 2.9), size=48)
+    pixels = torch.cartesian_prod(torch.arange(48), torch.arange(48)).flip(-1).float() + 0.5
+    seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731  the same draws on both devices
+    cpu = match_pixels(scene, camera_a, camera_b, pixels, MatchConfig(), OPTIONS, None, seeded())
+    on_cuda = copy.deepcopy(scene).to("cuda")  # the session's scene stays on the CPU
+    gpu = match_pixels(on_cuda, camera_a, camera_b, pixels, MatchConfig(), OPTIONS, None, seeded())
+    assert gpu.valid.device.type == "cuda"
+    gpu = gpu.cpu()
+    assert cpu.valid.sum() > 150 and (gpu.valid == cpu.valid).float().mean() > 0.98
+    error = (gpu.uv_b - cpu.uv_b).norm(dim=-1)[gpu.valid & cpu.valid]
+    assert error.median() < 0.02 and torch.quantile(error, 0.98) < 0.5
+    torch.testing.assert_close(gpu.confidence, cpu.confidence, atol=0.05, rtol=0)

@@ -256,3 +256,15 @@ def test_mesh_labels_extract_a_mesh_into_the_dataset(tmp_path, monkeypatch):
     assert sha256_file(out / "mesh.ply") == manifest["mesh"]["sha256"]
     with pytest.raises(ConfigError, match=r"labels\.mesh is only used with labels\.geometry: mesh"):
         LabelsConfig(mesh=out / "mesh.ply")
+
+
+@pytest.mark.cuda
+def test_mesh_extracted_on_cuda_matches_the_cpu():
+    field, on_cuda = field_of("sphere"), field_of("sphere").to("cuda")
+    occupancy = occupancy_grid_from_density(field.density, field.aabb, 32)
+    config = MeshConfig(resolution=64)
+    cpu = extract_mesh(field, config, occupancy)
+    gpu = extract_mesh(on_cuda, config, occupancy.to("cuda"))
+    assert abs(len(gpu.mesh.vertices) - len(cpu.mesh.vertices)) <= 0.01 * len(cpu.mesh.vertices)
+    assert np.abs(sdf_at(field, gpu.mesh.vertices)).max() < CELL and gpu.mesh.is_watertight
+    assert gpu.threshold == cpu.threshold

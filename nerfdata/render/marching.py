@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from nerfdata.errors import ConfigError
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.native import load_library, unavailable_reason
 
@@ -123,15 +124,16 @@ def next_samples_fused(
     """The C twin of :func:`next_samples_torch` (CPU, float32), without a look-ahead limit.
 
     Raises:
-        ValueError: A tensor of ``state`` or ``occupancy`` is not on the CPU (C would read a device
-            pointer as host memory).
+        ConfigError: A tensor of ``state`` or ``occupancy`` is not on the CPU (C would read a device
+            pointer as host memory): ``marcher: fused`` asked for with a CUDA device.
     """
     tensors = [state.origins, state.directions, state.t_near, state.num_steps, state.cursor]
     if occupancy is not None:
         tensors += [occupancy.bits, occupancy.aabb]
     if any(tensor.device.type != "cpu" for tensor in tensors):
-        raise ValueError(
-            "the fused marcher runs on the CPU only (its PyTorch twin, marcher 'torch', runs anywhere)"
+        raise ConfigError(
+            "render.marcher: the fused marcher runs on the CPU only (its PyTorch twin, marcher 'torch' or 'auto', "
+            "runs on any device)"
         )
     lib = _library()
     if lib is None:
