@@ -219,3 +219,18 @@ def test_blender_format_with_camera_angle_x(tmp_path):
     frame = dataset.split("train")[0]
     assert frame.image_path.name == "r_0.png" and frame.split == "train"
     assert frame.camera.intrinsics.fl_x == pytest.approx(15.0 / np.tan(0.4)) and frame.camera.intrinsics.cx == 15.0
+
+
+def test_the_device_is_not_saved_with_the_run(tiny_dataset, tmp_path):
+    result = run_train(config(tiny_dataset, tmp_path / "cpu", iters=2, eval_views=0, device="cpu"), show_progress=False)
+    saved = json.loads(result.checkpoint.read_text())["metadata"]["training"]["config"]
+    assert "device" not in saved and saved["iters"] == 2  # a checkpoint is the same file whatever trained it
+
+
+@pytest.mark.cuda
+def test_training_on_cuda_learns_as_on_the_cpu(tiny_dataset, tmp_path):
+    cpu = run_train(config(tiny_dataset, tmp_path / "cpu", device="cpu"), show_progress=False)
+    gpu = run_train(config(tiny_dataset, tmp_path / "gpu", device="cuda"), show_progress=False)
+    assert gpu.test_psnr is not None and cpu.test_psnr is not None
+    assert abs(gpu.test_psnr - cpu.test_psnr) < 1.0  # the same draws; float rounding differs
+    assert load_checkpoint(gpu.checkpoint).field.aabb.device.type == "cpu"  # checkpoints load anywhere
