@@ -250,11 +250,10 @@ def _inerf(argv: Sequence[str]) -> None:
 def _bench(argv: Sequence[str]) -> None:
     from nerfdata.bench import run_benchmarks
     from nerfdata.bench.shipped import RESULTS, SCENES
-    from nerfdata.device import resolve_device
 
     config = _parse(command("bench"), argv)
     if config is not None:
-        run_benchmarks(config.quick, config.out or RESULTS, config.scenes or SCENES, str(resolve_device(config.device)))
+        run_benchmarks(config.quick, config.out or RESULTS, config.scenes or SCENES, config.device)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {

@@ -21,6 +21,7 @@ from nerfdata.bench.nerfstudio import (
 )
 from nerfdata.bench.quality import scene_quality
 from nerfdata.bench.shipped import RESULTS, SCENES, shipped_scenes
+from nerfdata.device import DeviceName, resolve_device
 from nerfdata.labels.view_labels import LabelsConfig
 from nerfdata.version import __version__
 
@@ -111,7 +112,7 @@ def mesh_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def run_benchmarks(
-    quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES, device: str = "cpu"
+    quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES, device: DeviceName = "auto"
 ) -> dict[str, Any]:
     """Measure, print and (unless ``out`` is None) save every benchmark; returns the figures.
 
@@ -119,12 +120,14 @@ def run_benchmarks(
         quick: Fewer and smaller measurements (a smoke run).
         out: Where the figures are written as JSON (default: the checkout's ``benchmarks/results.json``).
         scenes_root: The folder of the scenes measured (default: the checkout's ``scenes/``).
-        device: A resolved device (:func:`nerfdata.device.resolve_device`): on CUDA the GPU rows are
-            measured beside the CPU ones, which every run measures (the ratios are the CPU's).
+        device: Where the GPU rows run (:func:`nerfdata.device.resolve_device`; auto: where CUDA is
+            present): on CUDA they are measured beside the CPU ones, which every run measures.
 
     Raises:
-        NerfDataError: ``scenes_root`` is not a folder (before anything is measured).
+        NerfDataError: ``scenes_root`` is not a folder, or ``cuda`` where there is none (before anything
+            is measured).
     """
+    resolved = resolve_device(device)
     scenes = shipped_scenes(scenes_root)
     analytic_demo = scenes_root / "analytic_demo"
     nerfstudio_run = scenes_root / DEFAULT_RUN.relative_to(SCENES)
@@ -135,7 +138,7 @@ def run_benchmarks(
     console.print(f"nerfdata {__version__} benchmarks on {platform.processor() or platform.machine()}, "
                   f"{torch.get_num_threads()} threads, torch {torch.__version__}" + (" (quick)" if quick else ""))
     hash_rows = bench_hash_grid(num_points=1 << (15 if quick else 18), repeats=repeats)
-    if torch.device(device).type == "cuda":  # GPU kernels time larger batches: a GPU idles on 2^18 points
+    if resolved.type == "cuda":  # GPU kernels time larger batches: a GPU idles on 2^18 points
         hash_rows += bench_hash_grid(num_points=1 << (18 if quick else 22), repeats=repeats, device="cuda")
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
@@ -176,7 +179,7 @@ def run_benchmarks(
         "nerfdata_version": __version__,
         "quick": quick,
         "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-        "device": str(device),
+        "device": str(resolved),
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
         "quality": quality_rows,
