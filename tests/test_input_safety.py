@@ -142,7 +142,7 @@ def test_a_view_whose_outputs_are_not_finite_fails_with_its_index(tmp_path, monk
         field.color_mlp[0].weight[0, 0] = float("nan")  # loading refuses this; the render must refuse it too
     (tmp_path / "field.json").write_text("{}")  # the job hash reads the description's bytes
     loaded = LoadedField(field.eval().requires_grad_(False), None, tmp_path / "field.json", "0" * 64)
-    monkeypatch.setattr(render_module, "load_field", lambda path: loaded)
+    monkeypatch.setattr(render_module, "load_field", lambda path, device="cpu": loaded)  # the job passes its device
     config = RenderJobConfig(
         field=tmp_path, out=tmp_path / "out", views=(SamplerConfig(orbit=OrbitConfig(count=2, radius=4.0)),),
         camera=CameraConfig(width=16, height=12), outputs=("rgb", "depth"), render=RenderOptions(num_steps=64),
