@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nerfdata.atomic import write_json_atomic
+from nerfdata.bench.cold_start import bench_cold_start
 from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
@@ -54,6 +55,18 @@ def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
             row["field"], grid, "yes" if row["normals"] else "no",
             f"{row['rays_per_s'] / 1e3:.1f} k", f"{row['rays_per_s'] / base['rays_per_s']:.2f}x",
         )
+    return table
+
+
+def _cold_start_table(row: dict[str, Any]) -> Table:
+    table = Table(title="cold start: fresh interpreter to the first ray of `nerfdata render` (median of "
+                  f"{row['repeats']}; ratio: against `import torch` alone)")
+    for column in ("scene", "import torch", "first ray", "ratio", "heavy libraries imported"):
+        table.add_column(column, justify="left" if column in ("scene", "heavy libraries imported") else "right")
+    table.add_row(
+        row["scene"], f"{row['import_torch_s']:.2f} s", f"{row['first_ray_s']:.2f} s", f"{row['ratio']:.2f}x",
+        ", ".join(row["heavy_modules"]) or "none",
+    )
     return table
 
 
@@ -138,6 +151,11 @@ def run_benchmarks(
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
     console.print(_render_table(render_rows, resolution))
+    cold_start = None
+    if scenes:
+        scene = next((s for s in scenes if s.name == "tabletop"), scenes[0])
+        cold_start = {"scene": scene.name, **bench_cold_start(scene, scene / "cameras.json", repeats=2 if quick else 5)}
+        console.print(_cold_start_table(cold_start))
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
@@ -176,6 +194,7 @@ def run_benchmarks(
         "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
+        "cold_start": cold_start,
         "quality": quality_rows,
         "mesh": mesh_rows,
         "correspondences": correspondence_rows,
