@@ -13,6 +13,7 @@ from nerfdata.bench.cold_start import bench_cold_start
 from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
+from nerfdata.bench.memory import bench_peak_memory
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
 from nerfdata.bench.nerfstudio import (
     DEFAULT_RUN,
@@ -156,6 +157,15 @@ def run_benchmarks(
         scene = next((s for s in scenes if s.name == "tabletop"), scenes[0])
         cold_start = {"scene": scene.name, **bench_cold_start(scene, scene / "cameras.json", repeats=2 if quick else 5)}
         console.print(_cold_start_table(cold_start))
+    peak_memory = None
+    if scenes:
+        scene = next((s for s in scenes if s.name == "tabletop"), scenes[0])
+        width, height = (320, 180) if quick else (1920, 1080)
+        peak_memory = {"scene": scene.name, **bench_peak_memory(scene, width, height)}
+        console.print(
+            f"peak memory of one {width}x{height} render of {scene.name} with every layer: "
+            f"{peak_memory['peak_bytes'] / 2**30:.2f} GiB (target: under 2 GiB), {peak_memory['seconds']:.0f} s"
+        )
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
@@ -195,6 +205,7 @@ def run_benchmarks(
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
         "cold_start": cold_start,
+        "peak_memory": peak_memory,
         "quality": quality_rows,
         "mesh": mesh_rows,
         "correspondences": correspondence_rows,
