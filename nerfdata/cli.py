@@ -248,7 +248,7 @@ def _inerf(argv: Sequence[str]) -> None:
 
 
 def _bench(argv: Sequence[str]) -> None:
-    from nerfdata.bench import run_benchmarks
+    from nerfdata.bench.runner import run_benchmarks
     from nerfdata.bench.shipped import RESULTS, SCENES
 
     config = _parse(command("bench"), argv)

@@ -5,7 +5,8 @@ uses these. Matrices rotate column vectors (``x' = R x``). Computations are floa
 built in float32 drift away from orthonormal after a few products.
 
 * :func:`axis_angle_matrix`: Rodrigues' formula, batched, differentiable;
-* :func:`euler_xyz_matrix`, :func:`slerp_matrices`: scipy's ``Rotation`` (a well-kept library);
+* :func:`euler_xyz_matrix`, :func:`slerp_matrices`: scipy's ``Rotation`` (a well-kept library;
+  imported when called, since ``scipy.spatial`` takes 0.4 s to import and most jobs never call them);
 * :func:`rotation_angle_deg`: the geodesic angle between rotations, by ``atan2`` (``arccos`` of the
   trace loses precision at the small angles that pose errors are about);
 * :func:`se3_hat`, :func:`se3_exp`: twists ``xi = (rho, omega)``, translation part first (as in
@@ -15,7 +16,6 @@ built in float32 drift away from orthonormal after a few products.
 import numpy as np
 import torch
 from jaxtyping import Float
-from scipy.spatial.transform import Rotation, Slerp
 from torch import Tensor
 
 __all__ = [
@@ -62,6 +62,8 @@ def euler_xyz_matrix(angles_deg: Float[Tensor, "3"]) -> Float[Tensor, "3 3"]:
         >>> round(euler_xyz_matrix(torch.tensor([0.0, 0.0, 90.0]))[1, 0].item(), 6)
         1.0
     """
+    from scipy.spatial.transform import Rotation
+
     matrix = Rotation.from_euler("xyz", angles_deg.double().cpu().numpy(), degrees=True).as_matrix()
     return torch.from_numpy(matrix)
 
@@ -77,6 +79,8 @@ def slerp_matrices(
         >>> round(rotation_angle_deg(middle[0], keys[0]).item(), 6)
         45.0
     """
+    from scipy.spatial.transform import Rotation, Slerp
+
     rotations = Slerp(times, Rotation.from_matrix(keys.double().cpu().numpy()))(samples)
     return torch.from_numpy(rotations.as_matrix())
 

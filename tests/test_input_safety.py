@@ -203,6 +203,15 @@ def test_a_huge_camera_is_refused_before_anything_is_made(tmp_path, capsys, job)
     assert run(capsys, "render", "--config", job, "--out", out, "--max-memory-gb", 0.001)[0] == 0
 
 
+def test_huge_inerf_targets_are_refused_before_the_field_is_read(tmp_path, capsys):
+    out = tmp_path / "t"
+    missing = tmp_path / "no-field"  # the size is refused first, so the missing field is never reached
+    status, lines = run(capsys, "inerf", "targets", "--field", missing, "--out", out, "--width", 100000, "--height",
+                        100000)
+    assert status == 2 and one_line(lines, "a 100000x100000 view: about 4768.4 GB, more than max_memory_gb = 8")
+    assert not out.exists()
+
+
 def test_field_json_asking_for_a_huge_table_is_refused_without_allocating(ngp_checkpoint, monkeypatch):
     """The header is compared with the description before the field is built: nothing of 2^30 entries exists."""
     edit_description(ngp_checkpoint, lambda d: d["config"]["hash_grid"].update(

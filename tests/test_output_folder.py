@@ -203,3 +203,13 @@ def test_a_read_only_place_is_refused(tmp_path):
             check_output_file(tmp_path / "mesh.ply")
     finally:
         tmp_path.chmod(0o755)
+
+
+@pytest.mark.parametrize("text", ['{"complete": NaN, "files": []}', "[" * 100_000 + "]" * 100_000, "{"])
+def test_a_manifest_that_is_not_strict_json_is_one_clear_error(tmp_path, text):
+    from nerfdata.writers.manifest import read_manifest
+
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(NerfDataError, match=r"manifest\.json: .*manifest") as error:
+        read_manifest(tmp_path)
+    assert "\n" not in str(error.value)

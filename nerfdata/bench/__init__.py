@@ -2,8 +2,6 @@
 
 Timings on shared machines are noisy, so every figure is the median of several repeats and every
 comparison is made within one run, never against numbers from another machine or day.
+:func:`nerfdata.bench.runner.run_benchmarks` runs them all. The package imports nothing itself, so
+that a benchmark run in a fresh interpreter (the cold start's) imports only what it measures.
 """
-
-from nerfdata.bench.runner import run_benchmarks
-
-__all__ = ["run_benchmarks"]

@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.table import Table
 
 from nerfdata.atomic import write_json_atomic
+from nerfdata.bench.cold_start import bench_cold_start
 from nerfdata.bench.core import bench_hash_grid, bench_render
 from nerfdata.bench.correspondences import correspondence_quality, correspondence_table
 from nerfdata.bench.inerf import inerf_benchmark, inerf_table
+from nerfdata.bench.memory import bench_peak_memory
 from nerfdata.bench.mesh import analytic_mesh_quality, mesh_quality
 from nerfdata.bench.nerfstudio import (
     DEFAULT_RUN,
@@ -55,6 +57,18 @@ def _render_table(rows: list[dict[str, Any]], resolution: int) -> Table:
             row["field"], grid, "yes" if row["normals"] else "no",
             f"{row['rays_per_s'] / 1e3:.1f} k", f"{row['rays_per_s'] / base['rays_per_s']:.2f}x",
         )
+    return table
+
+
+def _cold_start_table(row: dict[str, Any]) -> Table:
+    table = Table(title="cold start: fresh interpreter to the first ray of `nerfdata render` (median of "
+                  f"{row['repeats']}; ratio: against `import torch` alone)")
+    for column in ("scene", "import torch", "first ray", "ratio", "heavy libraries imported"):
+        table.add_column(column, justify="left" if column in ("scene", "heavy libraries imported") else "right")
+    table.add_row(
+        row["scene"], f"{row['import_torch_s']:.2f} s", f"{row['first_ray_s']:.2f} s", f"{row['ratio']:.2f}x",
+        ", ".join(row["heavy_modules"]) or "none",
+    )
     return table
 
 
@@ -143,6 +157,20 @@ def run_benchmarks(
     console.print(_hash_grid_table(hash_rows))
     render_rows = bench_render(resolution, render_repeats, distill_steps=20 if quick else 300)
     console.print(_render_table(render_rows, resolution))
+    cold_start = None
+    if scenes:
+        scene = next((s for s in scenes if s.name == "tabletop"), scenes[0])
+        cold_start = {"scene": scene.name, **bench_cold_start(scene, scene / "cameras.json", repeats=2 if quick else 5)}
+        console.print(_cold_start_table(cold_start))
+    peak_memory = None
+    if scenes:
+        scene = next((s for s in scenes if s.name == "tabletop"), scenes[0])
+        width, height = (320, 180) if quick else (1920, 1080)
+        peak_memory = {"scene": scene.name, **bench_peak_memory(scene, width, height)}
+        console.print(
+            f"peak memory of one {width}x{height} render of {scene.name} with every layer: "
+            f"{peak_memory['peak_bytes'] / 2**30:.2f} GiB (target: under 2 GiB), {peak_memory['seconds']:.0f} s"
+        )
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
@@ -182,6 +210,8 @@ def run_benchmarks(
         "device": str(resolved),
         "hash_grid": hash_rows,
         "render": {"resolution": resolution, "rows": render_rows},
+        "cold_start": cold_start,
+        "peak_memory": peak_memory,
         "quality": quality_rows,
         "mesh": mesh_rows,
         "correspondences": correspondence_rows,

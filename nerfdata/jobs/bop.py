@@ -13,14 +13,15 @@ view's JSON entries, which a resumable job keeps in its manifest) and the scene'
 at the end (:meth:`BopExport.write_scene`).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import trimesh
 from jaxtyping import Float
 
 from nerfdata.cameras import Camera, invert_rigid, opengl_to_opencv
@@ -53,6 +54,9 @@ from nerfdata.writers.bop import (
     write_bop_scene_files,
 )
 from nerfdata.writers.images import write_png
+
+if TYPE_CHECKING:  # imported where called: trimesh takes 0.6 s to import, which a job without meshes never pays
+    import trimesh
 
 __all__ = [
     "EVAL_FACES",

@@ -66,6 +66,7 @@ from nerfdata.labels.pose_perturbation import (
     orbit,
     pose_errors,
 )
+from nerfdata.memory import check_view_memory
 from nerfdata.poses import SamplerConfig, ShellConfig, View, derived_seed, sample_views
 from nerfdata.progress import Reporter, Steps
 from nerfdata.render.renderer import RenderOptions, render_image
@@ -145,6 +146,8 @@ class InerfTargetsConfig:
     """The field's objects as oriented boxes (in a --config YAML); empty: the whole field is object 1."""
     overwrite: bool = False
     """Replace an output folder that is not empty."""
+    max_memory_gb: float = 8.0
+    """Refuse targets whose views would need more memory than this (GiB) to render, before any work."""
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
     """Where the targets are rendered: local (this process) or ray (--executor ray, --ray-address ADDR)."""
     device: DeviceName = "auto"
@@ -157,6 +160,8 @@ class InerfTargetsConfig:
             raise ConfigError(f"width and height must be positive, got {self.width}x{self.height}")
         if not 0.0 < self.fov_deg < 180.0:
             raise ConfigError(f"fov_deg must be in (0, 180), got {self.fov_deg}")
+        if not self.max_memory_gb > 0:
+            raise ConfigError(f"max_memory_gb must be positive, got {self.max_memory_gb}")
         if self.meters_per_unit is not None and not (math.isfinite(self.meters_per_unit) and self.meters_per_unit > 0):
             raise ConfigError(f"meters_per_unit must be positive, got {self.meters_per_unit}")
         self.perturbation  # noqa: B018  validates preset and ranges now, naming the key
@@ -228,6 +233,8 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     The output folder is locked while the targets are written; ``OUT/manifest.json`` lists every file
     before it is written (so ``--overwrite`` removes those and nothing else) and says when they are complete.
     """
+    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
+    check_view_memory([intrinsics], config.max_memory_gb)  # before the field is loaded
     loaded = load_field(config.field, resolve_device(config.device))
     field_ = loaded.field
     meters_per_unit, mpu_source = meters_per_unit_of(loaded, config.meters_per_unit)
@@ -235,11 +242,11 @@ def run_inerf_targets(config: InerfTargetsConfig, show_progress: bool = True) ->
     views = sample_views(samplers, config.seed, read_cameras)
     if len(views) < config.num:
         raise ConfigError(f"views: the samplers give {len(views)} poses, fewer than num={config.num}")
-    intrinsics = Intrinsics.from_fov(config.width, config.height, config.fov_deg)
     cameras = [Camera(view.c2w_opengl, intrinsics) for view in views[: config.num]]
     # Where the targets went and whether a folder was replaced do not define them: left out, so
     # the same config and seed give byte-identical files wherever they are written.
-    resolved = {k: v for k, v in to_dict(config).items() if k not in ("out", "overwrite", "executor", "device")}
+    unrecorded = ("out", "overwrite", "max_memory_gb", "executor", "device")  # how and where, not what
+    resolved = {k: v for k, v in to_dict(config).items() if k not in unrecorded}
     what = {k: v for k, v in resolved.items() if k not in ("field", "views")}
     job_hash = config_hash(what | {"field": field_identity(loaded.sha256, loaded.json_path),
                                    "views": cameras_sha256(cameras)})

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import trimesh
 
 from nerfdata.atomic import sha256_file
 from nerfdata.cameras import Camera, Intrinsics
@@ -482,6 +481,8 @@ def _mesh_caster(
     The mesh is ``labels.mesh``, or extracted from the field with :class:`MeshConfig` defaults and
     written into the dataset (extraction is deterministic, so a resumed job writes the same file).
     """
+    import trimesh  # only mesh-based labels need it (0.6 s to import)
+
     if config.labels.mesh is not None:
         path = config.labels.mesh
         try:

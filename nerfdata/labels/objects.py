@@ -20,13 +20,15 @@ Conventions: world frame and scene units of the field; ``mm_per_unit`` millimetr
 centres, :mod:`nerfdata.cameras`). The files are :mod:`nerfdata.writers.bop`'s job.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
 from jaxtyping import Bool, Float, Int
 
 from nerfdata.cameras import Camera, Intrinsics, camera_rays
@@ -36,6 +38,9 @@ from nerfdata.labels.mesh import decimate, vertex_colors
 from nerfdata.rotations import euler_xyz_matrix
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.writers.images import to_uint8
+
+if TYPE_CHECKING:  # imported where called: trimesh takes 0.6 s to import, which a job without meshes never pays
+    import trimesh
 
 __all__ = [
     "WHOLE_FIELD_ID",
@@ -147,11 +152,13 @@ def crop_to_box(mesh: trimesh.Trimesh, obj: FieldObject) -> trimesh.Trimesh:
     the box; vertex colours are not carried over (:func:`object_models` colours the cut mesh).
 
     Example:
+        >>> import trimesh
         >>> sphere = trimesh.creation.icosphere(3)
         >>> half = FieldObject(1, "top", np.eye(4), np.array([-2.0, -2.0, 0.0]), np.array([2.0, 2.0, 2.0]))
         >>> float(crop_to_box(sphere, half).vertices[:, 2].min())
         0.0
     """
+    import trimesh
     from trimesh.intersections import slice_faces_plane
 
     world_to_model = np.linalg.inv(obj.model_to_world)
@@ -185,6 +192,8 @@ def object_models(
     Raises:
         NerfDataError: an object's box holds no surface of the mesh.
     """
+    import trimesh
+
     models = {}
     for obj in objects:
         model = crop_to_box(mesh, obj)
@@ -232,6 +241,8 @@ def terminates_inside(
     obj: FieldObject, camera: Camera, ranges: Float[np.ndarray, "h w"]
 ) -> Bool[np.ndarray, "h w"]:
     """Pixels whose ray terminates inside the object's box, ``ranges`` along it (0: no surface)."""
+    import trimesh
+
     rays = camera.rays()
     h, w = ranges.shape
     points = rays.origins.double().numpy() + rays.directions.double().numpy() * ranges.reshape(-1, 1)

@@ -21,7 +21,6 @@ from nerfdata.atomic import atomic_path
 from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.config import to_dict
 from nerfdata.scenes.groundtruth import MeshRaycaster
-from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import RigConfig, SceneRecipe
 from nerfdata.writers.layers import LAYERS, write_view_layers
 from nerfdata.writers.manifest import CONVENTIONS, config_hash, write_manifest
@@ -66,6 +65,10 @@ def write_scene_dataset(
 
 
 def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, show_progress: bool) -> None:
+    # Imported here: the package is imported by every job (recipes, cameras); meshes (trimesh, 0.6 s)
+    # are built only when a scene is written.
+    from nerfdata.scenes.meshes import build_meshes
+
     meshes = build_meshes(recipe)
     caster = MeshRaycaster(meshes)
     splits = scene_cameras(recipe)

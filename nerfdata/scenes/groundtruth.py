@@ -9,16 +9,21 @@ extracted from a field for mesh-based render labels; there, normals can be inter
 vertex normals, since a marching-cubes mesh approximates a smooth surface with small flat facets.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from nerfdata.cameras import Camera, Rays
-from nerfdata.scenes.meshes import SceneMeshes
 from nerfdata.scenes.recipe import LightConfig
+
+if TYPE_CHECKING:  # the ray caster reads meshes; building them (trimesh, 0.6 s to import) is another job's
+    import trimesh
+
+    from nerfdata.scenes.meshes import SceneMeshes
 
 __all__ = ["GroundTruthImage", "MeshHits", "MeshRaycaster"]
 

@@ -16,6 +16,7 @@ import numpy as np
 from nerfdata.atomic import sha256_file, write_json_atomic
 from nerfdata.cameras import Camera
 from nerfdata.errors import NerfDataError
+from nerfdata.strict_json import read_json
 from nerfdata.version import __version__
 from nerfdata.writers.conventions import conventions
 
@@ -54,10 +55,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / MANIFEST_NAME
     if not path.exists():
         return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise NerfDataError(f"{path}: unreadable manifest ({error})") from None
+    manifest = read_json(path, what="manifest")  # size cap, NaN and nesting refused, like every JSON input
     if not isinstance(manifest, dict):
         raise NerfDataError(f"{path}: manifest is not a JSON object")
     return manifest

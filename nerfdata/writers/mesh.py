@@ -1,11 +1,15 @@
 """Mesh files: PLY, OBJ or GLB by the output's extension, written atomically."""
 
-from pathlib import Path
+from __future__ import annotations
 
-import trimesh
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nerfdata.atomic import atomic_path
 from nerfdata.errors import ConfigError
+
+if TYPE_CHECKING:  # the meshes come built; writing them needs no trimesh import here (0.6 s)
+    import trimesh
 
 __all__ = ["MESH_FORMATS", "write_mesh"]
 

@@ -7,13 +7,18 @@ up to a radius (open3d's ``fill_holes``) and optionally decimates to a face coun
 decimation, Garland and Heckbert). :func:`mesh_stats` is what the CLI reports.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import trimesh
 from jaxtyping import Float, Int
 
 from nerfdata.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where called: trimesh takes 0.6 s to import, which a job without meshes never pays
+    import trimesh
 
 __all__ = [
     "CleanupConfig",
@@ -66,12 +71,15 @@ def component_areas(mesh: trimesh.Trimesh) -> tuple[Int[np.ndarray, " f"], Float
     """Connected-component label of every face (faces sharing an edge are connected), and each component's area.
 
     Example:
+        >>> import trimesh
         >>> shifted = trimesh.creation.box().apply_translation([3, 0, 0])
         >>> two = trimesh.util.concatenate([trimesh.creation.box(), shifted])
         >>> labels, areas = component_areas(two)
         >>> len(areas), areas.round(3).tolist()
         (2, [6.0, 6.0])
     """
+    import trimesh
+
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
     areas = np.bincount(labels, weights=mesh.area_faces, minlength=int(labels.max(initial=-1)) + 1)
     return labels.astype(np.int64), areas.astype(np.float64)
@@ -81,6 +89,7 @@ def remove_small_components(mesh: trimesh.Trimesh, fraction: float) -> trimesh.T
     """A copy of ``mesh`` without components whose area is below ``fraction`` of the largest one's.
 
     Example:
+        >>> import trimesh
         >>> big = trimesh.creation.box()
         >>> small = trimesh.creation.box(extents=(0.1, 0.1, 0.1)).apply_translation([3, 0, 0])
         >>> len(remove_small_components(trimesh.util.concatenate([big, small]), 0.01).faces)
@@ -99,6 +108,7 @@ def remove_small_components(mesh: trimesh.Trimesh, fraction: float) -> trimesh.T
 def fill_small_holes(mesh: trimesh.Trimesh, max_radius: float) -> trimesh.Trimesh:
     """``mesh`` with holes of radius up to ``max_radius`` (scene units) triangulated (open3d), outward again."""
     import open3d as o3d  # heavy; only imported when asked to fill holes
+    import trimesh
 
     source = o3d.t.geometry.TriangleMesh(
         o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float64)),
@@ -116,6 +126,7 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     if target_faces <= 0 or target_faces >= len(mesh.faces):
         return mesh.copy()
     import open3d as o3d  # heavy; only imported when asked to decimate
+    import trimesh
 
     source = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(np.asarray(mesh.vertices, dtype=np.float64)),
@@ -133,6 +144,7 @@ def drop_collapsed_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     vertices) would open a hole, while a collapsed one borders nothing.
 
     Example:
+        >>> import trimesh
         >>> mesh = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2], [0, 1, 1]], process=False)
         >>> len(drop_collapsed_faces(mesh).faces)
         1
@@ -156,6 +168,7 @@ def mesh_stats(mesh: trimesh.Trimesh) -> MeshStats:
     """Counts, watertightness, area and (when closed) volume of ``mesh``.
 
     Example:
+        >>> import trimesh
         >>> mesh_stats(trimesh.creation.box())
         MeshStats(vertices=8, faces=12, components=1, watertight=True, area=6.0, volume=1.0)
     """

@@ -6,14 +6,15 @@ the grid is evaluated, and again once marching cubes has counted the faces, befo
 memory grows with them.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
-import trimesh
 from jaxtyping import Float
 from torch import Tensor
 
@@ -32,6 +33,9 @@ from nerfdata.labels.mesh.surface import (
 )
 from nerfdata.memory import check_memory
 from nerfdata.writers.images import to_uint8
+
+if TYPE_CHECKING:  # imported where called: trimesh takes 0.6 s to import, which a job without meshes never pays
+    import trimesh
 
 __all__ = ["ExtractedMesh", "MeshConfig", "extract_mesh"]
 
@@ -183,6 +187,8 @@ def extract_mesh(
     mesh = clean_mesh(mesh, cleanup)
     lap("cleanup")
     if config.colors and len(mesh.vertices):
+        import trimesh
+
         rgb = vertex_colors(field_, np.asarray(mesh.vertices), np.asarray(mesh.vertex_normals))
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=to_uint8(rgb))
     lap("colors")

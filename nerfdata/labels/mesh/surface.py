@@ -13,18 +13,23 @@ refine_steps=8`` instead moves each vertex onto the field's own level set
 (:func:`refine_edge_vertices`).
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
 from jaxtyping import Float
 from torch import Tensor
 
 from nerfdata.errors import NerfDataError
 from nerfdata.labels.mesh.cleanup import drop_collapsed_faces
 from nerfdata.labels.mesh.grid import Grid
+
+if TYPE_CHECKING:  # imported where called: trimesh takes 0.6 s to import, which a job without meshes never pays
+    import trimesh
 
 __all__ = [
     "LOG_CLIP",
@@ -111,6 +116,7 @@ def marching_cubes_mesh(
         >>> bool(mesh.is_watertight), bool(mesh.volume > 0), round(float(mesh.bounds[1, 0]), 3)
         (True, True, 0.502)
     """
+    import trimesh
     from skimage.measure import marching_cubes  # scikit-image is only needed here
 
     low, high = float(grid.values.min()), float(grid.values.max())

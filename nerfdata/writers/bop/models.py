@@ -6,13 +6,18 @@ little-endian with vertex normals and, when the mesh has them, 8-bit vertex colo
 toolkit's ``inout.load_ply`` reads them).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import trimesh
 from jaxtyping import Float
 
 from nerfdata.atomic import atomic_path, write_json_atomic
+
+if TYPE_CHECKING:  # the meshes come built; writing them needs no trimesh import here (0.6 s)
+    import trimesh
 
 __all__ = ["bop_model_name", "models_info", "write_bop_models"]
 
