@@ -8,7 +8,6 @@ keep what matters: per pixel ``K`` pairs ``(z-depth, weight)``, heaviest first, 
 most the pixel's accumulation.
 """
 
-from dataclasses import replace
 
 import torch
 from jaxtyping import Float
@@ -17,7 +16,7 @@ from torch import Tensor
 from nerfdata.cameras import Camera
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.render.renderer import RaySamples, RenderOptions, render_rays
+from nerfdata.render.renderer import RaySamples, RenderOptions, render_camera_samples
 from nerfdata.render.termination import weight_modes
 
 __all__ = ["DEPTH_MODES_K", "depth_modes", "render_depth_modes"]
@@ -64,13 +63,8 @@ def render_depth_modes(
 
     Memory holds one chunk's samples at a time, whatever the image size.
     """
-    intrinsics = camera.intrinsics
-    options = replace(options, normals=False, return_samples=True)
-    rays = camera.rays(device=field_.aabb.device)
     parts = []
-    for start in range(0, len(rays), options.chunk_rays):
-        chunk = rays[start : start + options.chunk_rays]
-        out = render_rays(field_, chunk, options, occupancy)
+    for chunk, out in render_camera_samples(field_, camera, options, occupancy):
         assert out.samples is not None
         parts.append(depth_modes(out.samples, chunk.z_per_range, k))
-    return torch.cat(parts).reshape(intrinsics.height, intrinsics.width, k, 2)
+    return torch.cat(parts).reshape(camera.intrinsics.height, camera.intrinsics.width, k, 2)

@@ -22,7 +22,7 @@ formed); those from the depth map face the camera by construction.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -34,7 +34,7 @@ from nerfdata.cameras import Camera, Intrinsics, Rays
 from nerfdata.fields.base import Field
 from nerfdata.fields.ngp import NGPField
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.render.renderer import RaySamples, RenderOptions, render_rays
+from nerfdata.render.renderer import RaySamples, RenderOptions, render_camera_samples
 
 __all__ = [
     "AGREEMENT_DEG",
@@ -479,16 +479,11 @@ def render_field_normals(
     """
     if mode not in FIELD_PASS_MODES:
         raise ValueError(f"mode {mode!r} does not query the field; one of {FIELD_PASS_MODES}")
-    intrinsics = camera.intrinsics
-    options = replace(options, normals=False, return_samples=True)
     cells = DEFAULT_CELLS[mode] if cells is None else cells
     cell = hash_cell(field_)
     step = None if cell is None else cells * cell
-    rays = camera.rays(device=field_.aabb.device)
     parts = []
-    for start in range(0, len(rays), options.chunk_rays):
-        chunk = rays[start : start + options.chunk_rays]
-        out = render_rays(field_, chunk, options, occupancy)
+    for chunk, out in render_camera_samples(field_, camera, options, occupancy):
         assert out.samples is not None
         if mode == "smooth-gradient":
             total = _smooth_gradient(field_, chunk, out.samples, step)
@@ -498,4 +493,4 @@ def render_field_normals(
             total = _transmittance_gradient(field_, chunk, out.samples, out.range_median, reach)
         length = total.norm(dim=-1, keepdim=True)
         parts.append(torch.where(length > 1e-30, total / length.clamp(min=1e-30), torch.zeros_like(total)))
-    return torch.cat(parts).reshape(intrinsics.height, intrinsics.width, 3)
+    return torch.cat(parts).reshape(camera.intrinsics.height, camera.intrinsics.width, 3)

@@ -16,6 +16,7 @@ Both share :mod:`nerfdata.render.volume`'s compositing, and both process rays in
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "RayOutputs",
     "RaySamples",
     "RenderOptions",
+    "render_camera_samples",
     "render_image",
     "render_rays",
     "render_rays_reference",
@@ -384,6 +386,27 @@ def _render_chunked(rays: Rays, options: RenderOptions, render_chunk) -> RayOutp
     offsets = list(range(0, max(len(rays), 1), options.chunk_rays))
     parts = [render_chunk(rays[o : o + options.chunk_rays]) for o in offsets]
     return parts[0] if len(parts) == 1 else _concat_outputs(parts, offsets)
+
+
+def render_camera_samples(
+    field_: Field,
+    camera: Camera,
+    options: RenderOptions = RenderOptions(),
+    occupancy: OccupancyGrid | None = None,
+) -> Iterator[tuple[Rays, RayOutputs]]:
+    """Every pixel ray of ``camera`` (row-major), rendered ``options.chunk_rays`` at a time with its samples.
+
+    For the labels computed from a view's samples (depth modes, the field-pass normals): memory holds
+    one chunk's samples at a time, whatever the image size. Normals are not computed here.
+
+    Yields:
+        Per chunk, its rays (on the field's device) and their outputs, ``samples`` set.
+    """
+    options = replace(options, normals=False, return_samples=True)
+    rays = camera.rays(device=field_.aabb.device)
+    for start in range(0, len(rays), options.chunk_rays):
+        chunk = rays[start : start + options.chunk_rays]
+        yield chunk, render_rays(field_, chunk, options, occupancy)
 
 
 @dataclass
