@@ -1,5 +1,7 @@
 """Shared fixtures: small analytic scenes with exact ground truth, and cameras looking at them."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -29,6 +31,15 @@ def make_scene() -> AnalyticField:
         ],
         aabb=[[-1.0, -0.8, -1.0], [1.0, 0.8, 1.0]],
     )
+
+
+def files_of(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes) but those named in ``skip``, to compare outputs."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
 
 
 def look_at(eye: tuple[float, float, float], target=(0.0, 0.0, 0.0), size: int = 96, fov: float = 50.0) -> Camera:

@@ -24,6 +24,7 @@ from nerfdata.labels.inerf import SolverConfig
 from nerfdata.labels.mesh import MeshConfig
 from nerfdata.poses import OrbitConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions
+from tests.conftest import files_of
 
 FIELD = Path("scenes/analytic_demo")
 ORBIT = SamplerConfig(orbit=OrbitConfig(count=2, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
@@ -37,10 +38,6 @@ def render_job(out: Path, **kwargs) -> RenderJobConfig:
         outputs=EVERY_OUTPUT, render=RenderOptions(num_steps=512), preview_views=2,
     )
     return replace(base, **kwargs)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from nerfdata.cli import main
+from tests.conftest import files_of
 
 JOB = """
 field: scenes/analytic_demo
@@ -62,10 +63,6 @@ def render(capsys, config: Path, out: Path) -> tuple[int, list[str]]:
     status = main(["render", "--config", str(config), "--out", str(out)])
     lines = capsys.readouterr().err.strip().splitlines()
     return status, [line for line in lines if not line.startswith("render:")]
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def without_out(manifest: bytes) -> dict:

@@ -47,10 +47,8 @@ def render_job(out: Path, **kwargs) -> RenderJobConfig:
 
 
 def files_of(folder: Path, skip: tuple[str, ...] = ("manifest.json",)) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip
-    }
+    """Every file but the manifest, whose records (executor, shards) differ between executors by design."""
+    return every_file_of(folder, skip)
 
 
 def manifest_of(folder: Path) -> dict:
@@ -313,6 +311,7 @@ class NoRay:
 sys.meta_path.insert(0, NoRay())
 import nerfdata
 from nerfdata.cli import main
+from tests.conftest import files_of as every_file_of
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -39,6 +39,7 @@ from nerfdata.labels.pose_perturbation import (
 )
 from nerfdata.render.renderer import RenderOptions, render_image
 from nerfdata.writers.bop import bop_camera_entry, bop_gt_entry
+from tests.conftest import files_of
 
 FIELD = Path("scenes/analytic_demo")
 UP = torch.tensor([0.0, 1.0, 0.0])
@@ -54,10 +55,6 @@ def targets_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("inerf") / "targets"
     run_inerf_targets(targets_config(out), show_progress=False)
     return out
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ------------------------------------------------------------------------------------- poses

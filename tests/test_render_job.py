@@ -19,6 +19,7 @@ from nerfdata.poses import FileConfig, Keyframe, OrbitConfig, PathConfig, Pertur
 from nerfdata.render.renderer import RenderOptions
 from nerfdata.writers.images import read_depth_png, srgb_to_linear
 from nerfdata.writers.transforms import FrameRecord, read_transforms, write_transforms
+from tests.conftest import files_of
 
 FIELD = Path("scenes/analytic_demo")
 ORBIT = SamplerConfig(orbit=OrbitConfig(count=3, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
@@ -31,10 +32,6 @@ def job(out: Path, **kwargs) -> RenderJobConfig:
         outputs=EVERY_OUTPUT, render=RenderOptions(num_steps=768), preview_views=2,
     )
     return replace(base, **kwargs)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

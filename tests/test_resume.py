@@ -29,6 +29,7 @@ from nerfdata.poses import FileConfig, OrbitConfig, SamplerConfig, sample_views
 from nerfdata.render.renderer import RenderOptions
 from nerfdata.writers.output_folder import LOCK_NAME
 from nerfdata.writers.transforms import FrameRecord, read_cameras, read_transforms, write_transforms
+from tests.conftest import files_of
 from tests.test_output_folder import hold_lock, release
 
 FIELD = Path("scenes/analytic_demo")
@@ -39,10 +40,6 @@ def job(out: Path, **kwargs) -> RenderJobConfig:
     base = RenderJobConfig(field=FIELD, out=out, views=(ORBIT,), camera=CameraConfig(width=20, height=16),
                            outputs=("rgb", "depth"), render=RenderOptions(num_steps=128), preview_views=1)
     return replace(base, **kwargs)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
