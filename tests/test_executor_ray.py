@@ -27,6 +27,7 @@ from nerfdata.jobs.render import CameraConfig, NamedField, RenderJobConfig, run_
 from nerfdata.labels.inerf import SolverConfig
 from nerfdata.poses import OrbitConfig, SamplerConfig
 from nerfdata.render.renderer import RenderOptions
+from tests.conftest import files_of as every_file_of
 
 FIELD = Path("scenes/analytic_demo")
 ORBIT = SamplerConfig(orbit=OrbitConfig(count=6, radius=3.2, elevation_deg=30.0, target=(0.0, -0.2, 0.0)))
@@ -311,7 +312,6 @@ class NoRay:
 sys.meta_path.insert(0, NoRay())
 import nerfdata
 from nerfdata.cli import main
-from tests.conftest import files_of as every_file_of
 sys.exit(main(sys.argv[1:]))
 """
 
