@@ -30,14 +30,13 @@ from nerfdata.cameras import Camera
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid, refine_occupancy_grid
-from nerfdata.render.renderer import RenderOptions, render_rays
+from nerfdata.render.renderer import EIGHT_BIT_TRANSMITTANCE, RenderOptions, render_rays
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import load_recipe
 
 __all__ = [
-    "EIGHT_BIT_TRANSMITTANCE",
     "SampleSetting",
     "ViewRenders",
     "compare_renders",
@@ -48,12 +47,6 @@ __all__ = [
 
 HIT_ACCUMULATION = 0.5
 """A ray hits a surface when its accumulation exceeds this (the mask's default threshold)."""
-
-
-EIGHT_BIT_TRANSMITTANCE = 0.5 / 255
-"""A ray stopped at transmittance ``T`` misses light worth at most ``T`` of the white scale in each
-channel (what lies behind, or the background, weighs ``T``): below half an 8-bit level, so no stored
-pixel moves by more than one level (rounding). Its median depth was fixed when ``T`` fell past 0.5."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from nerfdata.render.marching import MarchState, next_samples, round_limit, trun
 from nerfdata.render.volume import block_weights, median_crossing
 
 __all__ = [
+    "EIGHT_BIT_TRANSMITTANCE",
     "ImageOutputs",
     "RayOutputs",
     "RaySamples",
@@ -39,6 +40,13 @@ __all__ = [
     "render_rays",
     "render_rays_reference",
 ]
+
+EIGHT_BIT_TRANSMITTANCE = 0.5 / 255
+"""The default early termination. A ray stopped at transmittance ``T`` misses light worth at most ``T``
+in each channel (what lies behind, or the background, weighs ``T``): under half an 8-bit level, so no
+stored pixel moves by more than one level (rounding), accumulation by at most ``T`` (no mask flips), and
+the median depth not at all (fixed when ``T`` fell past 0.5). The expected depth moves by at most
+``T`` times the distance to the box's far side, normalised by the accumulation."""
 
 Background = Literal["white", "black", "none"]
 _BACKGROUNDS = {"white": 1.0, "black": 0.0, "none": 0.0}
@@ -60,8 +68,8 @@ class RenderOptions:
     """Compute normals (one extra gradient evaluation of density per sample)."""
     return_samples: bool = False
     """Also return every evaluated sample with its weight (packed, see :class:`RaySamples`)."""
-    min_transmittance: float = 1e-4
-    """Early termination: a ray stops once its transmittance falls below this."""
+    min_transmittance: float = EIGHT_BIT_TRANSMITTANCE
+    """Early termination: a ray stops once its transmittance falls below this (see :data:`EIGHT_BIT_TRANSMITTANCE`)."""
     chunk_rays: int = 8192
     """Rays processed at once; bounds memory whatever the image size."""
     window: int = 128
