@@ -52,8 +52,10 @@ def test_z_depth_and_range_are_related_by_the_ray_angle(cameras, renders):
 def test_occupancy_grid_never_drops_a_surface(scene, cameras, renders):
     for camera, skipped in zip(cameras, renders, strict=True):
         dense = render_image(scene, camera, RenderOptions(), occupancy=None)
-        assert (dense.rgb - skipped.rgb).abs().max() < 1e-3
-        assert (dense.accumulation - skipped.accumulation).abs().max() < 1e-3
+        # Both stop early, each missing less than the stop's transmittance T (a dropped surface misses ~1).
+        tail = 2 * RenderOptions().min_transmittance
+        assert (dense.rgb - skipped.rgb).abs().max() < tail
+        assert (dense.accumulation - skipped.accumulation).abs().max() < tail
         assert (dense.depth_median - skipped.depth_median).abs().max() < 1e-3 * scene.extent
 
 
@@ -62,12 +64,16 @@ def test_fast_marcher_matches_reference(scene, cameras, occupancy):
     options = RenderOptions(return_samples=True)
     fast = render_rays(scene, rays, options, occupancy)
     reference = render_rays_reference(scene, rays, replace(options, chunk_rays=256))
-    torch.testing.assert_close(fast.rgb, reference.rgb, rtol=0, atol=1e-3)
-    torch.testing.assert_close(fast.accumulation, reference.accumulation, rtol=0, atol=1e-3)
+    # The fast marcher stops at transmittance T: colour and accumulation miss less than T, the
+    # expected range and spread less than T times the box (the median nothing).
+    tail = options.min_transmittance + 1e-4
+    torch.testing.assert_close(fast.rgb, reference.rgb, rtol=0, atol=tail)
+    torch.testing.assert_close(fast.accumulation, reference.accumulation, rtol=0, atol=tail)
     torch.testing.assert_close(fast.range_median, reference.range_median, rtol=0, atol=1e-4 * scene.extent)
     hit = reference.accumulation > 0.5
-    torch.testing.assert_close(fast.range_expected[hit], reference.range_expected[hit], rtol=0, atol=1e-3)
-    torch.testing.assert_close(fast.depth_spread[hit], reference.depth_spread[hit], rtol=0, atol=1e-3)
+    far = tail * scene.extent
+    torch.testing.assert_close(fast.range_expected[hit], reference.range_expected[hit], rtol=0, atol=far)
+    torch.testing.assert_close(fast.depth_spread[hit], reference.depth_spread[hit], rtol=0, atol=far)
     cosine = (fast.normal[hit] * reference.normal[hit]).sum(-1)
     assert cosine.min() > math.cos(math.radians(1.0))
     # Empty-space skipping and early termination evaluate far fewer samples.
@@ -201,7 +207,9 @@ def test_fast_marcher_gradients_match_reference(cameras, min_transmittance, marc
     reference's single block: the gradient w.r.t. every field parameter, value by value."""
     field = _small_ngp(density_bias=3.0)  # dense: rays saturate inside the box, so early termination acts
     rays = cameras[0].rays()[::48]
-    options = RenderOptions(num_steps=96, normals=False, min_transmittance=min_transmittance, marcher=marcher)
+    options = RenderOptions(  # marched as training marches: fixed rounds (whose overshoot the tolerance allows for)
+        num_steps=96, normals=False, min_transmittance=min_transmittance, marcher=marcher, adaptive_rounds=False
+    )
     fast = _parameter_gradients(field, lambda: render_rays(field, rays, options))
     reference = _parameter_gradients(field, lambda: render_rays_reference(field, rays, options))
     if min_transmittance > 0:  # early termination did skip samples

@@ -373,7 +373,9 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     rays = Rays.cat([frame.camera.rays(device=device) for frame in train_frames])
     options = RenderOptions(
         num_steps=config.num_steps, background=config.background, normals=False, stratified=True,
-        chunk_rays=config.rays_per_batch, return_samples=config.distortion_weight > 0,
+        # Training keeps its deeper stop and fixed rounds: the tail a render drops still carries gradients.
+        min_transmittance=1e-4, adaptive_rounds=False, chunk_rays=config.rays_per_batch,
+        return_samples=config.distortion_weight > 0,
     )
     start = time.perf_counter()
     running_mse = None

@@ -404,9 +404,9 @@ def solve_pose(
     target = torch.as_tensor(np.asarray(target_rgb), dtype=torch.float32, device=field_.aabb.device).reshape(-1, 3)
     pool = sampling_pool(np.asarray(target_rgb), config.sampling, config.min_points)
     # One forward pass for every running hypothesis: the chunk holds all their rays.
-    options = RenderOptions(
+    options = RenderOptions(  # the solver's deeper stop (as training's): its loss differentiates the tail too
         num_steps=config.num_steps, normals=False, background=background,
-        chunk_rays=max(8192, config.rays),
+        chunk_rays=max(8192, config.rays), min_transmittance=1e-4, adaptive_rounds=False,
     )
     depth = torch.tensor(
         [pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64

@@ -30,6 +30,8 @@ __all__ = [
     "next_samples",
     "next_samples_fused",
     "next_samples_torch",
+    "round_limit",
+    "truncate_round",
 ]
 
 _SOURCE = Path(__file__).with_name("march_fused.c")
@@ -170,3 +172,44 @@ def next_samples(
     if use_fused:
         return next_samples_fused(state, occupancy, k)
     return next_samples_torch(state, occupancy, k, window)
+
+
+def round_limit(
+    optical_depth: Float[Tensor, " num_rays"], rate: Float[Tensor, " num_rays"], stop_depth: float, k: int
+) -> Int[Tensor, " num_rays"]:
+    """How many samples each ray takes this round: ``k``, or fewer where it will stop sooner.
+
+    A ray stops once its optical depth reaches ``stop_depth`` (early termination), which is checked
+    between rounds: every sample of the round in which it gets there is evaluated, though those
+    after the stop change its colour by less than the transmittance left. Where the ray gained
+    optical depth ``rate`` in the last sample of its last round, about ``(stop_depth - optical_depth) / rate``
+    samples remain; the round takes that many (at least 1, at most ``k``). A ray in empty space
+    (rate 0) takes ``k``. Only the schedule changes: the samples taken, in order, are the same.
+
+    Example:
+        >>> round_limit(torch.tensor([0.0, 8.0, 9.0]), torch.tensor([0.0, 0.5, 2.0]), 9.2, 16).tolist()
+        [16, 3, 1]
+    """
+    remaining = (stop_depth - optical_depth).clamp(min=0.0) / rate.clamp(min=1e-12)
+    estimate = torch.ceil(remaining.clamp(max=float(k))).long().clamp(min=1)
+    return torch.where(rate > 0, estimate, torch.full_like(estimate, k))
+
+
+def truncate_round(
+    steps: Int[Tensor, "num_rays k"], count: Int[Tensor, " num_rays"], cursor: Int[Tensor, " num_rays"],
+    limit: Int[Tensor, " num_rays"],
+) -> tuple[Int[Tensor, " num_rays"], Int[Tensor, " num_rays"]]:
+    """A round of :func:`next_samples` cut to at most ``limit`` steps per ray: ``(count, cursor)``.
+
+    The cursor of a cut ray moves to one past its last kept step, so the next round resumes where
+    this one would have gone on: the same steps as asking for ``limit`` in the first place.
+
+    Example:
+        >>> truncate_round(torch.tensor([[3, 5, 9], [2, 0, 0]]), torch.tensor([3, 1]), torch.tensor([10, 7]),
+        ...                torch.tensor([2, 2]))
+        (tensor([2, 1]), tensor([6, 7]))
+    """
+    cut = count > limit
+    kept = torch.minimum(count, limit)
+    last = steps.gather(1, (kept - 1).clamp(min=0)[:, None])[:, 0]
+    return kept, torch.where(cut, last + 1, cursor)
