@@ -53,6 +53,8 @@ __all__ = [
     "HashGridEncoder",
     "hash_grid_encode",
     "hash_grid_encode_reference",
+    "hash_grid_encode_with",
+    "hash_grid_implementation",
     "tcnn_available",
     "triton_available",
 ]
@@ -399,6 +401,38 @@ def triton_available(device: torch.device | str = "cuda") -> bool:
 Backend = Literal["auto", "torch", "fused", "triton", "tcnn"]
 
 
+def hash_grid_implementation(backend: Backend, config: HashGridConfig, device: torch.device) -> str:
+    """What ``backend`` runs for inputs on ``device``: "torch", "fused", "triton" or "tcnn".
+
+    ``"auto"``: tiny-cuda-nn on CUDA when it imports and the layout is its own, else Triton; the
+    fused C kernels on the CPU when they compiled; the PyTorch path otherwise.
+    """
+    if backend != "auto":
+        return backend
+    if device.type == "cuda":
+        if config.layout == "tcnn" and tcnn_available():
+            return "tcnn"
+        return "triton" if triton_available(device) else "torch"
+    return "fused" if device.type == "cpu" and fused_available() else "torch"
+
+
+def hash_grid_encode_with(
+    implementation: str, x: Float[Tensor, "num_points 3"], params: Float[Tensor, " num_params"],
+    config: HashGridConfig,
+) -> Float[Tensor, "num_points output_dim"]:
+    """Encode with nerfdata's own ``implementation`` ("torch", "fused" or "triton"); tiny-cuda-nn's
+    needs its module (:class:`HashGridEncoder`)."""
+    if implementation == "fused":
+        return hash_grid_encode_fused(x, params, config)
+    if implementation == "triton":
+        from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
+
+        return hash_grid_encode_triton(x, params, config)
+    if implementation != "torch":
+        raise ValueError(f"no nerfdata hash grid implementation {implementation!r}")
+    return hash_grid_encode(x, params, config)
+
+
 class HashGridEncoder(nn.Module):
     """A hash grid with its table as a parameter; ``backend`` picks the implementation.
 
@@ -432,26 +466,14 @@ class HashGridEncoder(nn.Module):
 
     def implementation(self, device: torch.device) -> str:
         """The implementation used for inputs on ``device``: "torch", "fused", "triton" or "tcnn"."""
-        if self.backend != "auto":
-            return self.backend
-        if device.type == "cuda":
-            if self.config.layout == "tcnn" and tcnn_available():
-                return "tcnn"
-            return "triton" if triton_available(device) else "torch"
-        return "fused" if device.type == "cpu" and fused_available() else "torch"
+        return hash_grid_implementation(self.backend, self.config, device)
 
     def forward(self, x: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points output_dim"]:
         """Encode points of the unit cube."""
         implementation = self.implementation(x.device)
         if implementation == "tcnn":
             return self._tcnn_encode(x)
-        if implementation == "fused":
-            return hash_grid_encode_fused(x, self.params, self.config)
-        if implementation == "triton":
-            from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
-
-            return hash_grid_encode_triton(x, self.params, self.config)
-        return hash_grid_encode(x, self.params, self.config)
+        return hash_grid_encode_with(implementation, x, self.params, self.config)
 
     def _tcnn_encode(self, x: Tensor) -> Tensor:
         import tinycudann as tcnn
