@@ -20,6 +20,7 @@ from rich.console import Console  # noqa: E402
 
 from nerfdata.atomic import write_json_atomic  # noqa: E402
 from nerfdata.bench.nerfstudio import DEFAULT_RUN, nerfstudio_benchmark, nerfstudio_table  # noqa: E402
+from nerfdata.render.renderer import RenderOptions  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,7 +29,9 @@ if __name__ == "__main__":
     parser.add_argument("--views", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="intrinsics scale of the test cameras")
     parser.add_argument("--mesh-resolution", type=int, default=128, help="0: no mesh")
-    parser.add_argument("--num-steps", type=int, default=512, help="nerfdata marching steps along the box diagonal")
+    parser.add_argument(
+        "--num-steps", type=int, default=RenderOptions().num_steps, help="nerfdata steps along the box diagonal"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
     result = nerfstudio_benchmark(

@@ -20,8 +20,18 @@ pytest.importorskip("triton", reason="triton is installed with the [test] extra;
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# (levels, features, log2 table, base resolution, growth): dense and hashed levels, every feature width.
-CONFIGS = [(4, 2, 12, 8, 2.0), (3, 1, 10, 4, 3.0), (2, 4, 14, 16, 1.5), (2, 8, 11, 6, 2.5)]
+# (levels, features, log2 table, base resolution, growth, layout): dense and hashed levels, every
+# feature width, and nerfstudio's PyTorch HashEncoding layout (its growth factors from max_res).
+CONFIGS = [
+    (4, 2, 12, 8, 2.0, "tcnn"), (3, 1, 10, 4, 3.0, "tcnn"), (2, 4, 14, 16, 1.5, "tcnn"), (2, 8, 11, 6, 2.5, "tcnn"),
+    (8, 2, 12, 16, (512 / 16) ** (1 / 7), "nerfstudio"), (5, 2, 10, 16, (128 / 16) ** (1 / 4), "nerfstudio"),
+    (3, 4, 11, 4, 3.0, "nerfstudio"), (2, 1, 9, 16, 2.0, "nerfstudio"),
+]
+
+
+def grid_config(levels: int, features: int, log2: int, base: int, growth: float, layout: str) -> HashGridConfig:
+    return HashGridConfig(num_levels=levels, features_per_level=features, log2_hashmap_size=log2,
+                          base_resolution=base, per_level_scale=growth, layout=layout)
 
 PARITY = r"""
 import json, sys
@@ -30,15 +40,17 @@ from nerfdata.encoders.hashgrid import HashGridConfig, hash_grid_encode_referenc
 from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
 
 report = []
-for levels, features, log2, base, growth in json.loads(sys.argv[1]):
+for levels, features, log2, base, growth, layout in json.loads(sys.argv[1]):
     config = HashGridConfig(num_levels=levels, features_per_level=features, log2_hashmap_size=log2,
-                            base_resolution=base, per_level_scale=growth)
+                            base_resolution=base, per_level_scale=growth, layout=layout)
     g = torch.Generator().manual_seed(levels * 10 + features)
     params = torch.randn(config.num_params, generator=g) * 0.1
-    # 257 points: not a multiple of the block; the corners of the cube; points outside [0, 1] wrap.
+    # 257 points: not a multiple of the block; the corners of the cube; points outside [0, 1] wrap;
+    # points on grid planes of every level (x = k / 64: nerfstudio's ceil corner is the floor one).
     x = torch.rand(257, 3, generator=g)
     x[:8] = torch.tensor([[(c >> d) & 1 for d in range(3)] for c in range(8)], dtype=torch.float32)
     x[8:12] = torch.tensor([[-0.3, 0.5, 1.7], [2.0, -1.0, 0.25], [0.5, 0.5, 0.5], [1e-7, 1 - 1e-7, 0.5]])
+    x[12:20, 0] = torch.arange(8) / 64.0
     grad_out = torch.randn(len(x), config.output_dim, generator=g)
     rows = {}
     for name, encode in (("triton", hash_grid_encode_triton), ("reference", hash_grid_encode_reference)):
@@ -49,7 +61,7 @@ for levels, features, log2, base, growth in json.loads(sys.argv[1]):
     (a, ax, ap), (b, bx, bp) = rows["triton"], rows["reference"]
     empty = hash_grid_encode_triton(torch.zeros(0, 3), params, config)
     report.append({
-        "config": [levels, features, log2, base, growth],
+        "config": [levels, features, log2, base, growth, layout],
         "forward_equal": bool(torch.equal(a, b)),
         "forward_err": float((a - b).abs().max()),
         "params_err": float((ap - bp).abs().max()), "params_scale": float(bp.abs().max()),
@@ -72,6 +84,10 @@ def _interpreted_parity() -> list[dict]:
 @pytest.fixture(scope="module")
 def parity() -> list[dict]:
     return _interpreted_parity()
+
+
+def test_both_layouts_are_checked(parity):
+    assert {row["config"][-1] for row in parity} == {"tcnn", "nerfstudio"}
 
 
 def test_interpreted_forward_is_the_reference_bit_for_bit(parity):
@@ -103,6 +119,9 @@ def test_auto_backend_prefers_triton_on_cuda_without_tcnn(monkeypatch):
     monkeypatch.setattr(hashgrid, "tcnn_available", lambda: True)
     assert encoder.implementation(torch.device("cuda")) == "tcnn"  # tiny-cuda-nn first, when it imports
     assert encoder.implementation(torch.device("cpu")) in ("fused", "torch")
+    # tiny-cuda-nn cannot compute nerfstudio's layout: Triton runs it even where tiny-cuda-nn imports.
+    nerfstudio = HashGridEncoder(HashGridConfig.nerfstudio(2, 16, 64, 10))
+    assert nerfstudio.implementation(torch.device("cuda")) == "triton"
 
 
 @pytest.mark.cuda
@@ -112,9 +131,8 @@ def test_auto_backend_prefers_triton_on_cuda_without_tcnn(monkeypatch):
 def test_cuda_kernels_match_the_reference():
     from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
 
-    for levels, features, log2, base, growth in CONFIGS:
-        config = HashGridConfig(num_levels=levels, features_per_level=features, log2_hashmap_size=log2,
-                                base_resolution=base, per_level_scale=growth)
+    for row in CONFIGS:
+        config = grid_config(*row)
         g = torch.Generator().manual_seed(0)
         params = torch.randn(config.num_params, generator=g) * 0.1
         x = torch.rand(4099, 3, generator=g)

@@ -14,7 +14,7 @@ pytest.importorskip(
 from nerfdata.cameras import Camera
 from nerfdata.errors import CheckpointError
 from nerfdata.fields.loading import load_field
-from nerfdata.fields.nerfstudio import NerfstudioField, render_rays_nerfstudio
+from nerfdata.fields.nerfstudio import NerfstudioField, load_nerfstudio_field, render_rays_nerfstudio
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
@@ -27,6 +27,12 @@ CONFIG = RUN / "config.yml"
 @pytest.fixture(scope="module")
 def loaded():
     return load_field(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> NerfstudioField:
+    """The shipped run on nerfstudio's own modules (its PyTorch hash grids), as ns-render runs it."""
+    return load_nerfstudio_field(CONFIG, nerfdata_kernels=False).field
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +243,7 @@ def tcnn_checkpoint(run: Path, generator: torch.Generator) -> dict[str, torch.Te
     (checkpoint,) = (run / "nerfstudio_models").glob("step-*.ckpt")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     pipeline = state["pipeline"]
-    loaded = load_field(run / "config.yml")
-    model = loaded.field.model
+    model = load_nerfstudio_field(run / "config.yml", nerfdata_kernels=False).field.model  # nerfstudio's modules
     vectors = {}
 
     def grid_size(encoding) -> int:
@@ -387,3 +392,126 @@ def test_a_render_from_a_nerfstudio_run_records_the_undone_transform(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["field"]["type"] == "nerfstudio"
     assert manifest["field"]["dataparser_transform"]["scale"] == pytest.approx(load_field(CONFIG).field.frame.scale)
+
+
+# nerfstudio's PyTorch HashEncoding on nerfdata's kernels (nerfdata.fields.nerfstudio.hashgrid).
+
+# (levels, min_res, max_res, log2 table, features): the shipped mug's grids, and others.
+NERFSTUDIO_GRIDS = [
+    (8, 16, 512, 16, 2), (5, 16, 128, 14, 2), (16, 16, 2048, 12, 2), (4, 8, 100, 10, 4), (1, 16, 16, 8, 1),
+]
+
+
+def _nerfstudio_encoding(levels: int, min_res: int, max_res: int, log2: int, features: int, seed: int = 0):
+    from nerfstudio.field_components.encodings import HashEncoding
+
+    encoding = HashEncoding(num_levels=levels, min_res=min_res, max_res=max_res, log2_hashmap_size=log2,
+                            features_per_level=features, implementation="torch")
+    with torch.no_grad():
+        encoding.hash_table.normal_(generator=torch.Generator().manual_seed(seed))
+    return encoding
+
+
+@pytest.mark.parametrize("grid", NERFSTUDIO_GRIDS)
+def test_our_kernels_compute_nerfstudios_hash_encoding(grid):
+    """The reference, PyTorch and fused kernels in the "nerfstudio" layout against nerfstudio's own module.
+
+    Same hash_table, random points (some on grid planes and vertices, some outside the unit cube):
+    values and gradients (positions and table). Tolerances: the same float32 products summed in
+    another order (nerfstudio interpolates pairwise, x then y then z; we sum weighted corners).
+    """
+    from nerfdata.encoders.fused import fused_available, hash_grid_encode_fused
+    from nerfdata.encoders.hashgrid import hash_grid_encode, hash_grid_encode_reference
+    from nerfdata.fields.nerfstudio.hashgrid import nerfstudio_layout_of
+
+    encoding = _nerfstudio_encoding(*grid)
+    config = nerfstudio_layout_of(encoding)
+    assert config.scales == encoding.scalings.tolist() and config.num_entries == encoding.hash_table.shape[0]
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4000, 3, generator=g)
+    x[:500] = torch.randint(0, 65, (500, 3), generator=g) / 64.0
+    x[500:700] = x[500:700] * 1.4 - 0.2
+    cotangent = torch.randn(len(x), config.output_dim, generator=g)
+    xs = x.clone().requires_grad_(True)
+    theirs = encoding(xs)
+    (theirs * cotangent).sum().backward()
+    their_gx, their_gp = xs.grad, encoding.hash_table.grad.reshape(-1)
+    encoders = [hash_grid_encode_reference, hash_grid_encode] + ([hash_grid_encode_fused] if fused_available() else [])
+    assert fused_available() or hash_grid_encode_fused not in encoders  # the fused kernel runs where it compiles
+    for encode in encoders:
+        xs = x.clone().requires_grad_(True)
+        params = encoding.hash_table.detach().reshape(-1).clone().requires_grad_(True)
+        ours = encode(xs, params, config)
+        (ours * cotangent).sum().backward()
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6 * float(theirs.abs().max()), msg=encode.__name__)
+        torch.testing.assert_close(params.grad, their_gp, rtol=1e-5, atol=1e-5 * float(their_gp.abs().max()))
+        torch.testing.assert_close(xs.grad, their_gx, rtol=1e-4, atol=1e-5 * float(their_gx.abs().max()))
+
+
+def test_the_shipped_runs_grids_run_on_nerfdatas_kernels_with_the_checkpoints_weights(loaded, baseline):
+    from nerfdata.fields.nerfstudio.checkpoint import find_checkpoint, read_checkpoint
+    from nerfdata.fields.nerfstudio.config import read_nerfstudio_config
+    from nerfdata.fields.nerfstudio.hashgrid import NerfstudioHashGrid
+
+    model = loaded.field.model
+    assert loaded.metadata["hash_grids"] == {
+        "field.mlp_base.model.0": "nerfdata", "proposal_networks.0.encoding": "nerfdata",
+        "proposal_networks.1.encoding": "nerfdata",
+    }
+    assert isinstance(model.field.mlp_base.model[0], NerfstudioHashGrid)
+    assert model.proposal_networks[0].mlp_base[0] is model.proposal_networks[0].encoding  # registered twice, one grid
+    tensors, _ = read_checkpoint(find_checkpoint(CONFIG, read_nerfstudio_config(CONFIG)))
+    state = model.state_dict()
+    assert set(state) == set(baseline.model.state_dict()) == set(tensors)  # the checkpoint's names and shapes
+    for key, value in tensors.items():
+        assert torch.equal(state[key], value), key
+
+
+def test_the_swapped_field_answers_what_nerfstudios_modules_answer(loaded, baseline):
+    """Density, colour and the density gradient (normals) of the swapped field against nerfstudio's own."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(3000, 3, generator=generator) * 1.4 - 0.7
+    d = torch.nn.functional.normalize(torch.randn(3000, 3, generator=generator), dim=-1)
+    with torch.no_grad():
+        ours, theirs = loaded.field.query(x, d), baseline.query(x, d)
+    scale = float(theirs[0].abs().max())
+    assert scale > 10.0  # the mug is there
+    # Densities pass exp(): grid rounding of 1e-7 becomes a relative 1e-5 at most.
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-4, atol=1e-5 * scale)
+    torch.testing.assert_close(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+    grads = []
+    for field_ in (loaded.field, baseline):
+        xs = x.clone().requires_grad_(True)
+        field_.density(xs).sum().backward()
+        grads.append(xs.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-4 * float(grads[1].abs().max()))
+
+
+def test_a_grid_nerfdata_does_not_reproduce_stays_nerfstudios():
+    from nerfstudio.field_components.encodings import HashEncoding
+
+    from nerfdata.fields.nerfstudio.hashgrid import NerfstudioHashGrid, swap_hash_encodings
+
+    model = torch.nn.Sequential(_nerfstudio_encoding(4, 16, 128, 10, 2), _nerfstudio_encoding(2, 16, 64, 10, 3))
+    tampered = _nerfstudio_encoding(3, 16, 64, 10, 2)
+    tampered.scalings = tampered.scalings + 0.5  # not a layout nerfdata computes
+    model.append(tampered)
+    report = swap_hash_encodings(model)
+    assert report["0"] == "nerfdata" and isinstance(model[0], NerfstudioHashGrid)
+    assert report["1"].startswith("nerfstudio: hash grid features_per_level") and isinstance(model[1], HashEncoding)
+    assert report["2"].startswith("nerfstudio: per-level scales") and model[2] is tampered
+
+
+def test_nerfdatas_render_is_nerfstudios_own_at_40_db(loaded, baseline, test_camera):
+    """nerfdata's renderer on the swapped field against ns-render's renderer on nerfstudio's own modules."""
+    import numpy as np
+
+    from nerfdata.fields.occupancy import occupancy_grid_from_density
+    from nerfdata.render.renderer import RenderOptions, render_image
+
+    occupancy = occupancy_grid_from_density(loaded.field.density, loaded.field.aabb, 64)
+    ours = render_image(loaded.field, test_camera, RenderOptions(normals=False), occupancy).rgb.reshape(-1, 3)
+    with torch.no_grad():
+        theirs = baseline.model.get_outputs_for_camera(nerfstudio_camera(baseline, test_camera))["rgb"].reshape(-1, 3)
+    psnr = -10 * np.log10(float(((ours - theirs) ** 2).mean()))
+    assert psnr >= 40.0

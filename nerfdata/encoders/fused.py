@@ -29,6 +29,8 @@ class _Level(ctypes.Structure):
         ("size", ctypes.c_uint32),
         ("offset", ctypes.c_uint32),
         ("dense", ctypes.c_uint32),
+        ("shift", ctypes.c_float),
+        ("ceil_upper", ctypes.c_uint32),
     ]
 
 
@@ -57,7 +59,7 @@ def _levels(config: Any) -> ctypes.Array:
     if config not in _LEVELS:
         _LEVELS[config] = (_Level * config.num_levels)(
             *(
-                _Level(scale, resolution, size, offset, int(dense))
+                _Level(scale, resolution, size, offset, int(dense), config.position_shift, int(config.ceil_corners))
                 for scale, resolution, size, offset, dense in zip(
                     config.scales, config.resolutions, config.level_sizes, config.level_offsets, config.dense_levels,
                     strict=True,

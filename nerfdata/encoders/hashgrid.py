@@ -1,6 +1,6 @@
-"""Multiresolution hash grid (Instant-NGP), in tiny-cuda-nn's exact parameter layout.
+"""Multiresolution hash grid (Instant-NGP), in tiny-cuda-nn's exact parameter layout or nerfstudio's.
 
-One parameter layout, five implementations that must agree on it:
+Two parameter layouts (:attr:`HashGridConfig.layout`), five implementations that must agree on each:
 
 * :func:`hash_grid_encode_reference`: a plain per-level PyTorch loop that follows tiny-cuda-nn's
   ``kernel_grid`` (``encodings/grid.h``) step by step. It is the specification the others are
@@ -11,9 +11,10 @@ One parameter layout, five implementations that must agree on it:
 * ``"fused"`` (:mod:`nerfdata.encoders.fused`): C loops compiled on first use, the default on CPU.
 * ``"triton"`` (:mod:`nerfdata.encoders.hashgrid_triton`): nerfdata's own GPU kernels, the default
   on CUDA when tiny-cuda-nn is absent.
-* ``"tcnn"``: tiny-cuda-nn's own ``HashGrid`` when ``tinycudann`` imports on a CUDA device.
+* ``"tcnn"``: tiny-cuda-nn's own ``HashGrid`` when ``tinycudann`` imports on a CUDA device (its
+  layout only).
 
-The layout, as in tiny-cuda-nn: for level ``l`` the scale is
+The ``"tcnn"`` layout, as in tiny-cuda-nn: for level ``l`` the scale is
 ``exp2(l * log2(per_level_scale)) * base_resolution - 1`` and the resolution ``ceil(scale) + 1``
 (float32 arithmetic). A point ``x`` in ``[0, 1]^3`` maps to ``p = scale * x + 0.5``; its cell is
 ``floor(p)`` and its trilinear weights ``p - floor(p)``. A level whose ``resolution^3`` fits in the
@@ -21,6 +22,15 @@ table is dense (index ``x + y*res + z*res^2``), otherwise hashed (``x*1 ^ y*2654
 z*805459861`` in uint32); the index is taken modulo the level's size, which is
 ``min(next_multiple_of_8(res^3), 2^log2_hashmap_size)`` entries. All levels live in one flat vector
 ``params[(level_offset + index) * F + f]``, and outputs are ordered level by level.
+
+The ``"nerfstudio"`` layout is nerfstudio's PyTorch ``HashEncoding`` (``pytorch_fwd``; what a
+nerfacto run trained without tiny-cuda-nn stores as ``hash_table``): the scale of level ``l`` is
+``floor(base_resolution * per_level_scale**l)`` (float32, as nerfstudio computes it), ``p = scale *
+x`` (no half-cell shift), the lower corner ``floor(p)`` and the upper ``ceil(p)`` (so on a grid plane
+both corners are the same vertex and the position gradient across it is zero), every level hashed
+with the same primes into ``2^log2_hashmap_size`` entries at offset ``l * 2^log2_hashmap_size``.
+The flat ``params`` are nerfstudio's ``hash_table`` ``(L * 2^log2_hashmap_size, F)`` row by row, and
+outputs are ordered level by level as in the other layout.
 """
 
 import importlib.util
@@ -43,12 +53,16 @@ __all__ = [
     "HashGridEncoder",
     "hash_grid_encode",
     "hash_grid_encode_reference",
+    "hash_grid_encode_with",
+    "hash_grid_implementation",
     "tcnn_available",
     "triton_available",
 ]
 
 HASH_PRIMES = (1, 2654435761, 805459861)
 """tiny-cuda-nn's per-axis hash factors (1 for x keeps neighbouring cells coherent in memory)."""
+
+Layout = Literal["tcnn", "nerfstudio"]
 
 _UINT32 = 0xFFFFFFFF
 # Corner c in 0..7 takes the upper neighbour along axis d when bit d of c is set (tiny-cuda-nn order).
@@ -70,8 +84,13 @@ class HashGridConfig:
     log2_hashmap_size: int = 19
     base_resolution: int = 16
     per_level_scale: float = 1.3819128799677124  # (2048 / 16) ** (1 / 15): finest level 2048
+    layout: Layout = "tcnn"
+    """Which parameter layout the table is in: tiny-cuda-nn's ("tcnn") or nerfstudio's PyTorch
+    ``HashEncoding`` ("nerfstudio", see the module's docstring)."""
 
     def __post_init__(self) -> None:
+        if self.layout not in ("tcnn", "nerfstudio"):
+            raise ConfigError(f"hash grid layout must be 'tcnn' or 'nerfstudio', got {self.layout!r}")
         if not 1 <= self.num_levels <= 32:
             raise ConfigError(f"hash grid num_levels must be in [1, 32], got {self.num_levels}")
         if self.features_per_level not in (1, 2, 4, 8):
@@ -91,9 +110,29 @@ class HashGridConfig:
         scale = math.exp(math.log(max_resolution / base_resolution) / max(num_levels - 1, 1))
         return cls(num_levels=num_levels, base_resolution=base_resolution, per_level_scale=scale, **kwargs)
 
+    @classmethod
+    def nerfstudio(
+        cls, num_levels: int, min_res: int, max_res: int, log2_hashmap_size: int, features_per_level: int = 2
+    ) -> "HashGridConfig":
+        """The layout of nerfstudio's ``HashEncoding(num_levels, min_res, max_res, ...)`` (its growth factor).
+
+        Example:
+            >>> HashGridConfig.nerfstudio(8, 16, 512, 16).scales
+            [16.0, 26.0, 43.0, 70.0, 115.0, 190.0, 312.0, 511.0]
+        """
+        growth = float(np.exp((np.log(max_res) - np.log(min_res)) / (num_levels - 1))) if num_levels > 1 else 1.0
+        return cls(
+            num_levels=num_levels, features_per_level=features_per_level, log2_hashmap_size=log2_hashmap_size,
+            base_resolution=min_res, per_level_scale=growth, layout="nerfstudio",
+        )
+
     @cached_property
     def scales(self) -> list[float]:
-        """Per-level ``scale``, computed in float32 exactly as tiny-cuda-nn does."""
+        """Per-level ``scale``, computed in float32 exactly as tiny-cuda-nn (or nerfstudio) does."""
+        if self.layout == "nerfstudio":
+            # nerfstudio: torch.floor(min_res * growth_factor ** torch.arange(L)), in float32.
+            levels = torch.arange(self.num_levels)
+            return torch.floor(self.base_resolution * self.per_level_scale**levels).float().tolist()
         log2_scale = np.log2(np.float32(self.per_level_scale))
         levels = np.arange(self.num_levels, dtype=np.float32)
         scales = np.exp2(levels * log2_scale) * np.float32(self.base_resolution) - np.float32(1.0)
@@ -101,13 +140,15 @@ class HashGridConfig:
 
     @cached_property
     def resolutions(self) -> list[int]:
-        """Per-level number of grid vertices along each axis."""
+        """Per-level number of grid vertices along each axis (of the unit cube)."""
         return [math.ceil(s) + 1 for s in self.scales]
 
     @cached_property
     def level_sizes(self) -> list[int]:
         """Per-level number of table entries (each holding ``features_per_level`` values)."""
         table = 1 << self.log2_hashmap_size
+        if self.layout == "nerfstudio":
+            return [table] * self.num_levels
         return [min(-(-(r**3) // 8) * 8, table) for r in self.resolutions]
 
     @cached_property
@@ -119,7 +160,17 @@ class HashGridConfig:
     def dense_levels(self) -> list[bool]:
         """Whether each level is indexed densely (``res^3 <= table size``) rather than hashed."""
         table = 1 << self.log2_hashmap_size
-        return [r**3 <= table for r in self.resolutions]
+        return [self.layout == "tcnn" and r**3 <= table for r in self.resolutions]
+
+    @property
+    def position_shift(self) -> float:
+        """Added to ``scale * x`` before the cell is taken: half a cell in tiny-cuda-nn, none in nerfstudio."""
+        return 0.5 if self.layout == "tcnn" else 0.0
+
+    @property
+    def ceil_corners(self) -> bool:
+        """Whether the upper corner is ``ceil(p)`` (nerfstudio) rather than ``floor(p) + 1`` (tiny-cuda-nn)."""
+        return self.layout == "nerfstudio"
 
     @property
     def num_entries(self) -> int:
@@ -134,7 +185,9 @@ class HashGridConfig:
         return self.num_levels * self.features_per_level
 
     def tcnn_config(self) -> dict[str, Any]:
-        """The tiny-cuda-nn encoding config with this layout."""
+        """The tiny-cuda-nn encoding config with this layout (the "tcnn" layout only)."""
+        if self.layout != "tcnn":
+            raise ConfigError(f"a hash grid in the {self.layout!r} layout has no tiny-cuda-nn config")
         return {
             "otype": "HashGrid",
             "n_levels": self.num_levels,
@@ -146,11 +199,12 @@ class HashGridConfig:
         }
 
 
-def _scaled_positions(x: Tensor, scale: Tensor | float) -> tuple[Tensor, Tensor]:
-    """``p = scale * x + 0.5`` as one rounding (tiny-cuda-nn uses ``fmaf``); returns cell and fraction."""
-    pos = (x.double() * scale + 0.5).float()
+def _scaled_positions(x: Tensor, scale: Tensor | float, shift: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``p = scale * x + shift`` as one rounding (tiny-cuda-nn uses ``fmaf``; with ``shift = 0`` it is
+    nerfstudio's float32 product); returns the cell ``floor(p)``, ``ceil(p)`` and the fraction ``p - floor(p)``."""
+    pos = (x.double() * scale + shift).float()
     floor = torch.floor(pos)
-    return floor.long(), pos - floor
+    return floor.long(), torch.ceil(pos).long(), pos - floor
 
 
 def _level_index(corner: Tensor, resolution: int, size: int, dense: bool) -> Tensor:
@@ -167,7 +221,8 @@ def _level_index(corner: Tensor, resolution: int, size: int, dense: bool) -> Ten
 def hash_grid_encode_reference(
     x: Float[Tensor, "num_points 3"], params: Float[Tensor, " num_params"], config: HashGridConfig
 ) -> Float[Tensor, "num_points output_dim"]:
-    """Reference hash-grid encoding: a per-level loop following tiny-cuda-nn's kernel line by line.
+    """Reference hash-grid encoding: a per-level loop following tiny-cuda-nn's kernel line by line
+    (or, in the "nerfstudio" layout, nerfstudio's ``HashEncoding.pytorch_fwd``: its corners, weights and hash).
 
     Differentiable through plain autograd (w.r.t. ``params`` and ``x``). Slow: it is the
     specification the fast path and the tiny-cuda-nn backend are tested against.
@@ -183,14 +238,15 @@ def hash_grid_encode_reference(
     table = params.view(-1, config.features_per_level)
     outputs = []
     for level in range(config.num_levels):
-        cell, frac = _scaled_positions(x, config.scales[level])
+        cell, ceil, frac = _scaled_positions(x, config.scales[level], config.position_shift)
+        upper = ceil if config.ceil_corners else cell + 1  # nerfstudio's corner rule, or tiny-cuda-nn's
         level_table = table[config.level_offsets[level] : config.level_offsets[level] + config.level_sizes[level]]
         result = torch.zeros(x.shape[0], config.features_per_level, dtype=params.dtype, device=x.device)
         for corner_bits in _CORNER_BITS.tolist():
             weight = torch.ones_like(frac[:, 0])
             for dim, bit in enumerate(corner_bits):
                 weight = weight * (frac[:, dim] if bit else 1 - frac[:, dim])
-            corner = cell + torch.tensor(corner_bits, device=x.device)
+            corner = torch.where(torch.tensor(corner_bits, dtype=torch.bool, device=x.device), upper, cell)
             index = _level_index(
                 corner, config.resolutions[level], config.level_sizes[level], config.dense_levels[level]
             )
@@ -212,13 +268,14 @@ def _fast_level_corners(x64: Tensor, config: HashGridConfig, level: int) -> tupl
     whose wrapping products have the same low 32 bits as tiny-cuda-nn's uint32 ones; dense levels
     (small) use int64 with tiny-cuda-nn's uint32 wrap-around, so any input gives its index.
     """
-    cell, frac = _scaled_positions(x64, config.scales[level])
+    cell, ceil, frac = _scaled_positions(x64, config.scales[level], config.position_shift)
+    upper = ceil if config.ceil_corners else cell + 1
     size, resolution = config.level_sizes[level], config.resolutions[level]
     if config.dense_levels[level]:
-        vertices = (cell[:, :, None] + torch.arange(2, device=x64.device)) & _UINT32
+        vertices = torch.stack([cell, upper], dim=-1) & _UINT32
         multipliers = torch.tensor([1, resolution, resolution**2], device=x64.device)
     else:
-        vertices = cell.int()[:, :, None] + torch.arange(2, dtype=torch.int32, device=x64.device)
+        vertices = torch.stack([cell, upper], dim=-1).int()
         multipliers = torch.tensor([_to_int32(p) for p in HASH_PRIMES], dtype=torch.int32, device=x64.device)
     terms = vertices * multipliers[None, :, None]
     tx, ty, tz = terms[:, 0, None, None, :], terms[:, 1, None, :, None], terms[:, 2, :, None, None]
@@ -344,13 +401,45 @@ def triton_available(device: torch.device | str = "cuda") -> bool:
 Backend = Literal["auto", "torch", "fused", "triton", "tcnn"]
 
 
+def hash_grid_implementation(backend: Backend, config: HashGridConfig, device: torch.device) -> str:
+    """What ``backend`` runs for inputs on ``device``: "torch", "fused", "triton" or "tcnn".
+
+    ``"auto"``: tiny-cuda-nn on CUDA when it imports and the layout is its own, else Triton; the
+    fused C kernels on the CPU when they compiled; the PyTorch path otherwise.
+    """
+    if backend != "auto":
+        return backend
+    if device.type == "cuda":
+        if config.layout == "tcnn" and tcnn_available():
+            return "tcnn"
+        return "triton" if triton_available(device) else "torch"
+    return "fused" if device.type == "cpu" and fused_available() else "torch"
+
+
+def hash_grid_encode_with(
+    implementation: str, x: Float[Tensor, "num_points 3"], params: Float[Tensor, " num_params"],
+    config: HashGridConfig,
+) -> Float[Tensor, "num_points output_dim"]:
+    """Encode with nerfdata's own ``implementation`` ("torch", "fused" or "triton"); tiny-cuda-nn's
+    needs its module (:class:`HashGridEncoder`)."""
+    if implementation == "fused":
+        return hash_grid_encode_fused(x, params, config)
+    if implementation == "triton":
+        from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
+
+        return hash_grid_encode_triton(x, params, config)
+    if implementation != "torch":
+        raise ValueError(f"no nerfdata hash grid implementation {implementation!r}")
+    return hash_grid_encode(x, params, config)
+
+
 class HashGridEncoder(nn.Module):
     """A hash grid with its table as a parameter; ``backend`` picks the implementation.
 
-    ``"auto"`` uses tiny-cuda-nn for CUDA inputs when it is importable, else nerfdata's Triton
-    kernels; the fused C kernels for CPU inputs when they compiled; the PyTorch path otherwise.
-    ``"torch"``, ``"fused"``, ``"triton"`` and ``"tcnn"`` force one. All read the same ``params``
-    (tiny-cuda-nn's layout), so a checkpoint loads into any of them.
+    ``"auto"`` uses tiny-cuda-nn for CUDA inputs when it is importable (and the layout is its own),
+    else nerfdata's Triton kernels; the fused C kernels for CPU inputs when they compiled; the
+    PyTorch path otherwise. ``"torch"``, ``"fused"``, ``"triton"`` and ``"tcnn"`` force one. All read
+    the same ``params`` (in ``config.layout``), so a checkpoint loads into any of them.
     """
 
     def __init__(self, config: HashGridConfig, backend: Backend = "auto") -> None:
@@ -359,6 +448,8 @@ class HashGridEncoder(nn.Module):
             raise ConfigError(
                 f"hash grid backend must be 'auto', 'torch', 'fused', 'triton' or 'tcnn', got {backend!r}"
             )
+        if backend == "tcnn" and config.layout != "tcnn":
+            raise ConfigError(f"hash grid backend 'tcnn' computes the 'tcnn' layout only, not {config.layout!r}")
         if backend == "tcnn" and not tcnn_available():
             raise ConfigError("hash grid backend 'tcnn' needs tiny-cuda-nn importable on a CUDA device")
         if backend == "triton" and importlib.util.find_spec("triton") is None:
@@ -375,24 +466,14 @@ class HashGridEncoder(nn.Module):
 
     def implementation(self, device: torch.device) -> str:
         """The implementation used for inputs on ``device``: "torch", "fused", "triton" or "tcnn"."""
-        if self.backend != "auto":
-            return self.backend
-        if device.type == "cuda":
-            return "tcnn" if tcnn_available() else "triton" if triton_available(device) else "torch"
-        return "fused" if device.type == "cpu" and fused_available() else "torch"
+        return hash_grid_implementation(self.backend, self.config, device)
 
     def forward(self, x: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points output_dim"]:
         """Encode points of the unit cube."""
         implementation = self.implementation(x.device)
         if implementation == "tcnn":
             return self._tcnn_encode(x)
-        if implementation == "fused":
-            return hash_grid_encode_fused(x, self.params, self.config)
-        if implementation == "triton":
-            from nerfdata.encoders.hashgrid_triton import hash_grid_encode_triton
-
-            return hash_grid_encode_triton(x, self.params, self.config)
-        return hash_grid_encode(x, self.params, self.config)
+        return hash_grid_encode_with(implementation, x, self.params, self.config)
 
     def _tcnn_encode(self, x: Tensor) -> Tensor:
         import tinycudann as tcnn

@@ -3,10 +3,13 @@
  *
  * Follows tiny-cuda-nn's kernel_grid / kernel_grid_backward (encodings/grid.h) for 3-D inputs with
  * linear interpolation, so that it reads the same parameter layout and gives the same numbers:
- *   pos = fmaf(scale, x, 0.5f); cell = floor(pos); frac = pos - cell
+ *   pos = fmaf(scale, x, shift); cell = floor(pos); frac = pos - cell; upper = cell + 1
  *   index = dense ? x + y*res + z*res^2 : x*1 ^ y*2654435761 ^ z*805459861   (uint32), % level size
  *   out[level*F + f] = sum over corners c = 0..7 (bit d of c = upper neighbour along axis d) of
  *                      weight_c * table[(offset + index_c) * F + f], weights multiplied x, y, z.
+ * tiny-cuda-nn's layout has shift 0.5; nerfstudio's PyTorch HashEncoding has shift 0 (fmaf then rounds
+ * the product once, like its float32 multiply), upper = ceil(pos) (the lower corner again on a grid
+ * plane) and no dense levels: the per-level struct carries both differences.
  *
  * Forward goes level by level, parallel over points; the parameter backward parallelises over levels (levels own
  * disjoint parts of the table, so no two threads ever add to the same entry and no atomics are
@@ -21,6 +24,8 @@ typedef struct {
     uint32_t size;      /* entries in this level */
     uint32_t offset;    /* first entry of this level in the table */
     uint32_t dense;     /* 1: dense indexing, 0: hashed */
+    float shift;        /* added to scale * x: 0.5 (tiny-cuda-nn) or 0 (nerfstudio) */
+    uint32_t ceil_upper; /* 1: upper corner ceil(pos) (nerfstudio), 0: floor(pos) + 1 (tiny-cuda-nn) */
 } Level;
 
 static inline uint32_t corner_index(const Level* lv, uint32_t cx, uint32_t cy, uint32_t cz) {
@@ -36,11 +41,13 @@ static inline uint32_t corner_index(const Level* lv, uint32_t cx, uint32_t cy, u
 /* Cell, fraction and the 8 corner entries and weights of one point at one level. */
 static inline void corners(const Level* lv, const float* x, uint32_t idx[8], float w[8], float frac[3],
                            uint32_t cell[3]) {
+    uint32_t step[3];
     for (int d = 0; d < 3; ++d) {
-        float pos = fmaf(lv->scale, x[d], 0.5f);
+        float pos = fmaf(lv->scale, x[d], lv->shift);
         float fl = floorf(pos);
         cell[d] = (uint32_t)(int32_t)fl;
         frac[d] = pos - fl;
+        step[d] = lv->ceil_upper ? (uint32_t)(frac[d] != 0.0f) : 1u; /* ceil(pos) - floor(pos) */
     }
     for (int c = 0; c < 8; ++c) {
         float weight = 1.0f;
@@ -48,7 +55,7 @@ static inline void corners(const Level* lv, const float* x, uint32_t idx[8], flo
         for (int d = 0; d < 3; ++d) {
             if (c & (1 << d)) {
                 weight *= frac[d];
-                p[d] = cell[d] + 1;
+                p[d] = cell[d] + step[d];
             } else {
                 weight *= 1.0f - frac[d];
                 p[d] = cell[d];

@@ -1,4 +1,4 @@
-"""The Triton hash-grid backend: nerfdata's own GPU kernels, in tiny-cuda-nn's exact layout.
+"""The Triton hash-grid backend: nerfdata's own GPU kernels, in tiny-cuda-nn's exact layout or nerfstudio's.
 
 Users often cannot build tiny-cuda-nn; Triton comes with PyTorch's CUDA builds, so these kernels
 give every CUDA machine a fused hash grid. They follow :func:`~nerfdata.encoders.hashgrid.hash_grid_encode_reference`
@@ -6,7 +6,9 @@ give every CUDA machine a fused hash grid. They follow :func:`~nerfdata.encoders
 float64, as the reference does), ``cell = floor(p)``, trilinear weights multiplied x, then y, then z,
 ``index = dense ? x + y*res + z*res^2 : x ^ y*2654435761 ^ z*805459861`` in uint32, modulo the level's
 size, corners accumulated in tiny-cuda-nn's order (bit ``d`` of corner ``c`` is the upper neighbour
-along axis ``d``).
+along axis ``d``). nerfstudio's layout differs per level only (see
+:mod:`nerfdata.encoders.hashgrid`): no half-cell shift, the upper corner ``ceil(p)``, no dense levels;
+the kernels read those from per-level tables like the scale, size and offset.
 
 Three kernels, one program per block of points and level:
 
@@ -36,23 +38,26 @@ _BLOCK = 128
 
 @triton.jit
 def _corner(
-    cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c: tl.constexpr
+    cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c: tl.constexpr
 ):
-    """Flat table entry and trilinear weight of corner ``c`` (bit 0: x, bit 1: y, bit 2: z)."""
+    """Flat table entry and trilinear weight of corner ``c`` (bit 0: x, bit 1: y, bit 2: z).
+
+    ``c*``: the lower vertices, ``u*``: the upper ones (``c + 1``, or ``ceil(p)`` in nerfstudio's layout).
+    """
     if c & 1:
-        px = cx + 1
+        px = ux
         w = wx1
     else:
         px = cx
         w = wx0
     if c & 2:
-        py = cy + 1
+        py = uy
         w = w * wy1
     else:
         py = cy
         w = w * wy0
     if c & 4:
-        pz = cz + 1
+        pz = uz
         w = w * wz1
     else:
         pz = cz
@@ -64,47 +69,55 @@ def _corner(
 
 
 @triton.jit
-def _cell(x_ptr, rows, mask, scale, axis: tl.constexpr):
-    """Cell (uint32, wrapping like tiny-cuda-nn's cast) and upper weight of one axis: ``p = scale * x + 0.5``."""
+def _cell(x_ptr, rows, mask, scale, shift, ceil_upper, axis: tl.constexpr):
+    """Cell (uint32, wrapping like tiny-cuda-nn's cast), upper vertex and upper weight of one axis:
+    ``p = scale * x + shift``; the upper vertex is ``cell + 1``, or ``ceil(p)`` when ``ceil_upper``."""
     x = tl.load(x_ptr + rows * 3 + axis, mask=mask, other=0.0)
-    p = (x.to(tl.float64) * scale.to(tl.float64) + 0.5).to(tl.float32)
+    p = (x.to(tl.float64) * scale.to(tl.float64) + shift.to(tl.float64)).to(tl.float32)
     floor = tl.floor(p)
-    return floor.to(tl.int32).to(tl.uint32), p - floor
+    frac = p - floor
+    cell = floor.to(tl.int32).to(tl.uint32)
+    step = tl.where(ceil_upper & (frac == 0.0), 0, 1).to(tl.uint32)
+    return cell, cell + step, frac
 
 
 @triton.jit
-def _cells(x_ptr, rows, mask, scale):
-    """Cells and lower/upper trilinear weights of a block of points on one level."""
-    cx, wx1 = _cell(x_ptr, rows, mask, scale, 0)
-    cy, wy1 = _cell(x_ptr, rows, mask, scale, 1)
-    cz, wz1 = _cell(x_ptr, rows, mask, scale, 2)
-    return cx, cy, cz, 1.0 - wx1, wx1, 1.0 - wy1, wy1, 1.0 - wz1, wz1
+def _cells(x_ptr, rows, mask, scale, shift, ceil_upper):
+    """Lower and upper vertices and lower/upper trilinear weights of a block of points on one level."""
+    cx, ux, wx1 = _cell(x_ptr, rows, mask, scale, shift, ceil_upper, 0)
+    cy, uy, wy1 = _cell(x_ptr, rows, mask, scale, shift, ceil_upper, 1)
+    cz, uz, wz1 = _cell(x_ptr, rows, mask, scale, shift, ceil_upper, 2)
+    return cx, cy, cz, ux, uy, uz, 1.0 - wx1, wx1, 1.0 - wy1, wy1, 1.0 - wz1, wz1
 
 
 @triton.jit
-def _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level):
+def _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr, level):
     scale = tl.load(scales_ptr + level)
     res = tl.load(res_ptr + level).to(tl.uint32)
     size = tl.load(sizes_ptr + level).to(tl.uint32)
     offset = tl.load(offsets_ptr + level)
     dense = tl.load(dense_ptr + level) != 0
-    return scale, res, size, offset, dense
+    shift = tl.load(shifts_ptr + level)
+    ceil_upper = tl.load(ceil_ptr + level) != 0
+    return scale, res, size, offset, dense, shift, ceil_upper
 
 
 @triton.jit
 def _forward(
-    x_ptr, table_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, out_ptr, n,
+    x_ptr, table_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr, out_ptr, n,
     L: tl.constexpr, F: tl.constexpr, BLOCK: tl.constexpr,
 ):
     level = tl.program_id(1)
     rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = rows < n
     features = tl.arange(0, F)
-    scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-    cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
+    scale, res, size, offset, dense, shift, ceil_upper = _level(
+        scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr, level
+    )
+    cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale, shift, ceil_upper)
     acc = tl.zeros((BLOCK, F), dtype=tl.float32)
     for c in tl.static_range(8):
-        entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
+        entry, w = _corner(cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
         values = tl.load(table_ptr + entry[:, None] * F + features[None, :], mask=mask[:, None], other=0.0)
         acc += w[:, None] * values
     tl.store(out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], acc, mask=mask[:, None])
@@ -112,26 +125,30 @@ def _forward(
 
 @triton.jit
 def _backward_params(
-    x_ptr, grad_out_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, grad_table_ptr, n,
+    x_ptr, grad_out_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr,
+    grad_table_ptr, n,
     L: tl.constexpr, F: tl.constexpr, BLOCK: tl.constexpr,
 ):
     level = tl.program_id(1)
     rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = rows < n
     features = tl.arange(0, F)
-    scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-    cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
+    scale, res, size, offset, dense, shift, ceil_upper = _level(
+        scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr, level
+    )
+    cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale, shift, ceil_upper)
     grad = tl.load(
         grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0
     )
     for c in tl.static_range(8):
-        entry, w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
+        entry, w = _corner(cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
         tl.atomic_add(grad_table_ptr + entry[:, None] * F + features[None, :], w[:, None] * grad, mask=mask[:, None])
 
 
 @triton.jit
 def _backward_x(
-    x_ptr, table_ptr, grad_out_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, grad_x_ptr, n,
+    x_ptr, table_ptr, grad_out_ptr, scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr,
+    grad_x_ptr, n,
     L: tl.constexpr, F: tl.constexpr, BLOCK: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -141,8 +158,10 @@ def _backward_x(
     gy = tl.zeros((BLOCK,), dtype=tl.float32)
     gz = tl.zeros((BLOCK,), dtype=tl.float32)
     for level in range(L):
-        scale, res, size, offset, dense = _level(scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, level)
-        cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale)
+        scale, res, size, offset, dense, shift, ceil_upper = _level(
+            scales_ptr, res_ptr, sizes_ptr, offsets_ptr, dense_ptr, shifts_ptr, ceil_ptr, level
+        )
+        cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1 = _cells(x_ptr, rows, mask, scale, shift, ceil_upper)
         grad = tl.load(
             grad_out_ptr + rows[:, None] * (L * F) + level * F + features[None, :], mask=mask[:, None], other=0.0
         )
@@ -152,7 +171,7 @@ def _backward_x(
         dy = tl.zeros((BLOCK,), dtype=tl.float32)
         dz = tl.zeros((BLOCK,), dtype=tl.float32)
         for c in tl.static_range(8):
-            entry, _w = _corner(cx, cy, cz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
+            entry, _w = _corner(cx, cy, cz, ux, uy, uz, wx0, wx1, wy0, wy1, wz0, wz1, res, size, offset, dense, c)
             values = tl.load(table_ptr + entry[:, None] * F + features[None, :], mask=mask[:, None], other=0.0)
             dot = tl.sum(values * grad, axis=1)
             wy_c = wy1 if c & 2 else wy0
@@ -173,7 +192,7 @@ _LEVEL_TABLES: dict[tuple[Any, torch.device], tuple[Tensor, ...]] = {}
 
 
 def _level_tables(config: Any, device: torch.device) -> tuple[Tensor, ...]:
-    """Per-level scale, resolution, size, offset and dense flag as tensors on ``device`` (cached)."""
+    """Per-level scale, resolution, size, offset, dense flag, shift and corner rule on ``device`` (cached)."""
     key = (config, device)
     if key not in _LEVEL_TABLES:
         _LEVEL_TABLES[key] = (
@@ -182,6 +201,8 @@ def _level_tables(config: Any, device: torch.device) -> tuple[Tensor, ...]:
             torch.tensor(config.level_sizes, dtype=torch.int64, device=device),
             torch.tensor(config.level_offsets, dtype=torch.int64, device=device),
             torch.tensor(config.dense_levels, dtype=torch.int32, device=device),
+            torch.full((config.num_levels,), config.position_shift, dtype=torch.float32, device=device),
+            torch.full((config.num_levels,), int(config.ceil_corners), dtype=torch.int32, device=device),
         )
     return _LEVEL_TABLES[key]
 

@@ -91,6 +91,9 @@ class NGPFieldConfig(NGPArchitecture):
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
+        if values["hash_grid"]["layout"] == "tcnn":
+            # tiny-cuda-nn's layout, the only one before layouts existed: field.json stays as it was written.
+            del values["hash_grid"]["layout"]
         return {"aabb": values.pop("aabb"), **values}  # the box first, as checkpoints have always stored it
 
     @classmethod

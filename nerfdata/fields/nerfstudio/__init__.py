@@ -22,6 +22,9 @@ frame and units of the data the model was trained on:
   ``nn.Linear`` weights and the spherical-harmonics encoding is tiny-cuda-nn's
   (:mod:`nerfdata.fields.tcnn_convert`). A key or shape that does not convert is an error; nothing
   is ever left at random initialisation.
+* **PyTorch hash grids** (:mod:`.hashgrid`; what a run trained without tiny-cuda-nn stores): each
+  ``HashEncoding`` runs on nerfdata's kernels in nerfstudio's layout, on its own ``hash_table``
+  (the checkpoint's weights, untouched), where it gives nerfstudio's outputs on probe points.
 * **Rendering** (:mod:`.render`). nerfacto is rendered by its proposal sampler;
   :func:`render_rays_nerfstudio` renders nerfdata rays that way (the model's own output, for parity
   with ``ns-render``). nerfdata's renderer samples the field on its own, which is what every

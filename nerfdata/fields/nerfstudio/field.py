@@ -14,6 +14,7 @@ from nerfdata.fields.base import Field, LoadedField, inside_aabb
 from nerfdata.fields.nerfstudio.checkpoint import find_checkpoint, read_checkpoint
 from nerfdata.fields.nerfstudio.config import read_nerfstudio_config
 from nerfdata.fields.nerfstudio.frame import DataparserTransform
+from nerfdata.fields.nerfstudio.hashgrid import swap_hash_encodings
 from nerfdata.fields.nerfstudio.model import build_model, check_model_class, load_weights
 
 __all__ = ["NerfstudioCheckpoint", "NerfstudioField", "load_nerfstudio_field", "load_nerfstudio_loaded_field"]
@@ -102,10 +103,12 @@ class NerfstudioCheckpoint:
     checkpoint_path: Path
     step: int
     method: str
+    hash_grids: dict[str, str]
+    """Per PyTorch hash grid of the model: "nerfdata" (on nerfdata's kernels) or "nerfstudio: <why not>"."""
 
 
 def load_nerfstudio_field(
-    config_path: str | Path, aabb: Float[Tensor, "2 3"] | list | None = None
+    config_path: str | Path, aabb: Float[Tensor, "2 3"] | list | None = None, nerfdata_kernels: bool = True
 ) -> NerfstudioCheckpoint:
     """Load a nerfstudio run (its ``config.yml``) as a frozen :class:`NerfstudioField` on the CPU.
 
@@ -113,6 +116,9 @@ def load_nerfstudio_field(
         config_path: The run's ``config.yml``; ``dataparser_transforms.json`` and the checkpoint
             folder (``nerfstudio_models/`` by default) are found beside it.
         aabb: World-frame box ``[min, max]`` of the field; default: around the model's scene box.
+        nerfdata_kernels: Evaluate the model's PyTorch hash grids (``hash_table``) with nerfdata's
+            kernels where they give nerfstudio's outputs (:mod:`.hashgrid`); ``False`` keeps
+            nerfstudio's own modules (as ``ns-render`` runs them).
 
     Raises:
         CheckpointError: a file is missing or unreadable, the method is not supported, or a
@@ -133,10 +139,12 @@ def load_nerfstudio_field(
     tensors, step = read_checkpoint(checkpoint)
     model = build_model(config_path, config, tensors)
     load_weights(checkpoint, model, tensors)
+    hash_grids = swap_hash_encodings(model) if nerfdata_kernels else {}
     model.eval().requires_grad_(False)
     box = None if aabb is None else torch.as_tensor(aabb, dtype=torch.float32)
     field_ = NerfstudioField(model, frame, config_path, box).eval()
-    return NerfstudioCheckpoint(field_, config_path, checkpoint, step, str(getattr(config, "method_name", "?")))
+    method = str(getattr(config, "method_name", "?"))
+    return NerfstudioCheckpoint(field_, config_path, checkpoint, step, method, hash_grids)
 
 
 def load_nerfstudio_loaded_field(config_path: str | Path, device: str | torch.device = "cpu") -> LoadedField:
@@ -152,6 +160,7 @@ def load_nerfstudio_loaded_field(config_path: str | Path, device: str | torch.de
         "step": loaded.step,
         "checkpoint": str(loaded.checkpoint_path),
         "dataparser_transform": loaded.field.frame.to_dict(),
+        "hash_grids": loaded.hash_grids,
     }
     return LoadedField(
         field=loaded.field.to(device), occupancy=None, json_path=loaded.config_path,

@@ -27,7 +27,13 @@ from nerfdata.fields.tcnn_convert import (
     tcnn_mlp_num_params,
 )
 
-__all__ = ["TcnnHashGrid", "TcnnSphericalHarmonics", "convert_tcnn_modules", "hash_grid_config_of"]
+__all__ = [
+    "TcnnHashGrid",
+    "TcnnSphericalHarmonics",
+    "convert_tcnn_modules",
+    "hash_grid_config_of",
+    "replace_module_everywhere",
+]
 
 _FULLY_FUSED_WIDTHS = (16, 32, 64, 128)
 
@@ -90,7 +96,7 @@ def _mlp_tensors(path: Path, name: str, mlp: nn.Module, params: Tensor) -> dict[
     return tensors
 
 
-def _replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
+def replace_module_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
     """Put ``new`` wherever ``old`` is registered (nerfstudio registers some encodings twice)."""
     for parent in model.modules():
         for child_name, child in list(parent.named_children()):
@@ -140,10 +146,10 @@ def convert_tcnn_modules(path: Path, model: nn.Module, tensors: dict[str, Tensor
                 f"{path}: tiny-cuda-nn tensor {key!r} is for a {type(module).__name__}, which does not convert"
             )
     for old, new in grids.values():
-        _replace_everywhere(model, old, new)
+        replace_module_everywhere(model, old, new)
     for module in list(model.modules()):
         if isinstance(module, SHEncoding):
-            _replace_everywhere(model, module, TcnnSphericalHarmonics(module.levels))
+            replace_module_everywhere(model, module, TcnnSphericalHarmonics(module.levels))
     # The swapped grids hold their converted tables; take the model's own names for them.
     state = model.state_dict()
     out.update({key: value for key, value in state.items() if ".encoder.params" in key})
