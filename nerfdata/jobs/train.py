@@ -315,7 +315,8 @@ def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: Re
         loss = loss + config.distortion_weight * distortion.mean()
     if not torch.isfinite(loss):  # before the step, so that the weights stay as they were
         raise NerfDataError(
-            f"train: the loss is {float(loss.detach())} at step {state.iteration + 1}; the run diverged (a learning_rate of "
+            f"train: the loss is {float(loss.detach())} at step {state.iteration + 1}; the run diverged "
+            f"(a learning_rate of "
             f"{config.learning_rate:g} may be too high) and stops without saving a checkpoint of it"
         )
     state.optimizer.zero_grad(set_to_none=True)
