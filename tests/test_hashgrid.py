@@ -95,6 +95,14 @@ def test_trilinear_interpolation_midway(encode):
     torch.testing.assert_close(encode(x, params, SMALL)[0, :2], expected, rtol=1e-5, atol=1e-5)
 
 
+def values_and_gradients(encode, x, params, config, cotangent):
+    """``encode``'s output and the gradients of ``(output * cotangent).sum()`` for params and positions."""
+    xi, pi = x.clone().requires_grad_(True), params.clone().requires_grad_(True)
+    out = encode(xi, pi, config)
+    (out * cotangent).sum().backward()
+    return out, pi.grad, xi.grad
+
+
 @pytest.mark.parametrize("encode", FAST_ENCODERS)
 @pytest.mark.parametrize("config", [SMALL, HashGridConfig(num_levels=8, log2_hashmap_size=14, base_resolution=4)])
 def test_fast_paths_match_reference(config, encode):
@@ -102,13 +110,8 @@ def test_fast_paths_match_reference(config, encode):
     x = torch.rand(3000, 3, generator=g)
     params = torch.randn(config.num_params, generator=g)
     cotangent = torch.randn(3000, config.output_dim, generator=g)
-    results = []
-    for fn in (hash_grid_encode_reference, encode):
-        xi, pi = x.clone().requires_grad_(True), params.clone().requires_grad_(True)
-        out = fn(xi, pi, config)
-        (out * cotangent).sum().backward()
-        results.append((out, pi.grad, xi.grad))
-    (out_ref, gp_ref, gx_ref), (out_fast, gp_fast, gx_fast) = results
+    out_ref, gp_ref, gx_ref = values_and_gradients(hash_grid_encode_reference, x, params, config, cotangent)
+    out_fast, gp_fast, gx_fast = values_and_gradients(encode, x, params, config, cotangent)
     torch.testing.assert_close(out_fast, out_ref, rtol=0, atol=1e-6)
     torch.testing.assert_close(gp_fast, gp_ref, rtol=1e-5, atol=1e-5)
     # Position gradients scale with the finest resolution; compare relative to their size.

@@ -16,6 +16,7 @@ from nerfdata.encoders.hashgrid import (
 )
 from nerfdata.errors import ConfigError
 from nerfdata.fields.ngp import NGPFieldConfig
+from tests.test_hashgrid import values_and_gradients
 
 # The shipped nerfacto mug's main grid: 8 levels from 16 to 512, 2^16 entries a level.
 MUG = HashGridConfig.nerfstudio(num_levels=8, min_res=16, max_res=512, log2_hashmap_size=16)
@@ -81,13 +82,8 @@ def test_fast_paths_match_the_reference(config, encode):
     x[300:400] = x[300:400] * 3.0 - 1.0  # outside the unit cube: negative cells wrap like nerfstudio's int64 hash
     params = torch.randn(config.num_params, generator=g)
     cotangent = torch.randn(len(x), config.output_dim, generator=g)
-    results = []
-    for fn in (hash_grid_encode_reference, encode):
-        xi, pi = x.clone().requires_grad_(True), params.clone().requires_grad_(True)
-        out = fn(xi, pi, config)
-        (out * cotangent).sum().backward()
-        results.append((out, pi.grad, xi.grad))
-    (out_ref, gp_ref, gx_ref), (out_fast, gp_fast, gx_fast) = results
+    out_ref, gp_ref, gx_ref = values_and_gradients(hash_grid_encode_reference, x, params, config, cotangent)
+    out_fast, gp_fast, gx_fast = values_and_gradients(encode, x, params, config, cotangent)
     # The same float32 operations in the same order: equal up to a last-bit difference of a sum.
     torch.testing.assert_close(out_fast, out_ref, rtol=0, atol=1e-6)
     torch.testing.assert_close(gp_fast, gp_ref, rtol=1e-5, atol=1e-5)
