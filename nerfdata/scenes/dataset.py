@@ -4,7 +4,8 @@
 
     DATA_DIR/transforms.json  cameras (OpenGL camera-to-world, fl_x fl_y cx cy w h per frame),
                               train_filenames / test_filenames, aabb, meters_per_unit
-    DATA_DIR/images/NNNNN.png         RGB (Lambert-shaded vertex colours, white background)
+    DATA_DIR/images/NNNNN.png         RGBA: Lambert-shaded vertex colours, white where nothing is hit,
+                                      alpha 255 on surfaces (what ``nerfdata train`` composites onto random colours)
     DATA_DIR/depth/NNNNN.png|.npy     z-depth: uint16 x1000 (depth_unit_scale_factor 0.001) and float32
     DATA_DIR/normals/NNNNN.npy|.png   world-frame normals and a camera-frame preview
     DATA_DIR/masks/NNNNN.png, ids/NNNNN.png   foreground and object ids (1-based, 0 = background)
@@ -14,6 +15,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.progress import Progress
 
@@ -28,6 +30,8 @@ from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.transforms import FrameRecord, write_transforms
 
 __all__ = ["rig_cameras", "scene_cameras", "write_scene_dataset"]
+
+_RGBA_SPEC = LAYERS["rgb"] | {"encoding": "PNG RGBA; alpha 255 where a surface is hit, 0 (colour white) elsewhere"}
 
 
 def rig_cameras(rig: RigConfig, count: int, generator: torch.Generator) -> list[Camera]:
@@ -78,7 +82,7 @@ def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, 
         "config": resolved,
         "config_hash": job_hash,
         "conventions": CONVENTIONS,
-        "layers": {name: spec for name, spec in LAYERS.items()},
+        "layers": {name: spec for name, spec in LAYERS.items()} | {"rgb": _RGBA_SPEC},
         "views": [],
         "files": ["mesh.ply", "transforms.json"],
     }
@@ -90,9 +94,10 @@ def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, 
         task = progress.add_task(f"scene {recipe.name}", total=len(cameras))
         for index, (split, camera) in enumerate(cameras):
             truth = caster.render(camera, recipe.light)
+            rgba = np.concatenate([truth.rgb, truth.mask[..., None]], axis=-1)
             files = write_view_layers(
                 out, index, camera.w2c_opencv[:3, :3].numpy(),
-                rgb=truth.rgb, depth=truth.depth, normals=truth.normal, mask=truth.mask, object_id=truth.object_id,
+                rgb=rgba, depth=truth.depth, normals=truth.normal, mask=truth.mask, object_id=truth.object_id,
             )
             frames.append(FrameRecord(camera, files["rgb"], files["depth_png"], files["mask"]))
             names[split].append(files["rgb"])
