@@ -13,7 +13,10 @@ the scene's meshes, and compared:
   all of them (a pixel given no normal counts as 90 degrees), and the seconds a view's normals cost
   beyond the render the other labels need (the gradient: the render with normals minus the one
   without; the mesh: casting the view's rays, its extraction timed apart);
-* mask IoU of accumulation > 0.5 against the true foreground.
+* mask IoU of accumulation > 0.5 against the true foreground;
+* the share of surface pixels whose depth confidence is under the default threshold (untrusted),
+  apart for light and dark surfaces (true colour luminance above :data:`LIGHT` / below :data:`DARK`):
+  a field that learned light surfaces half transparent distrusts them, so the two shares differ.
 """
 
 import time
@@ -35,16 +38,35 @@ from nerfdata.labels.normals import (
     normals_from_points,
     render_field_normals,
 )
+from nerfdata.labels.view_labels import LabelsConfig, view_labels
 from nerfdata.render.renderer import ImageOutputs, RenderOptions, render_image
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.meshes import build_meshes
 from nerfdata.scenes.recipe import load_recipe
 
-__all__ = ["NORMAL_COLUMNS", "normal_errors", "scene_quality"]
+__all__ = ["DARK", "LIGHT", "NORMAL_COLUMNS", "normal_errors", "scene_quality", "untrusted_by_albedo"]
+
+LIGHT, DARK = 0.6, 0.35
+"""Luminance (Rec. 709 weights of the true sRGB colour) above which a surface pixel is light, below which dark."""
 
 NORMAL_COLUMNS: tuple[str, ...] = (*NORMAL_MODES, "mesh")
 """The normals measured: every ``labels.normals`` mode, then ``labels.geometry: mesh``."""
+
+
+def untrusted_by_albedo(
+    camera: Camera, image: ImageOutputs, truth_rgb: np.ndarray, pixels: np.ndarray
+) -> dict[str, tuple[int, int]]:
+    """(untrusted, all) counts of light and dark surface ``pixels`` ``(h, w)``: those whose ``confidence``
+    layer (as ``nerfdata render`` writes it, default labels) is under ``confidence_threshold``."""
+    labels = LabelsConfig()
+    score = view_labels(camera, image, labels, ["confidence"])["confidence"]
+    luminance = truth_rgb @ np.array([0.2126, 0.7152, 0.0722])
+    untrusted = pixels & (score < labels.confidence_threshold)
+    return {
+        name: (int((untrusted & part).sum()), int((pixels & part).sum()))
+        for name, part in (("light", luminance > LIGHT), ("dark", luminance < DARK))
+    }
 
 
 def normal_errors(normals: np.ndarray, truth: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -120,6 +142,7 @@ def scene_quality(
         mesh_caster = MeshRaycaster.from_meshes([mesh], smooth_normals=True)
     options = RenderOptions()
     per_view, angles = [], {mode: [] for mode in normal_modes}
+    albedo = {"light": [0, 0], "dark": [0, 0]}
     seconds: dict[str, list[float]] = {mode: [] for mode in normal_modes}
     for camera in cameras:
         start = time.perf_counter()
@@ -136,6 +159,8 @@ def scene_quality(
         normals = _view_normals(
             normal_modes, loaded, camera, image, mask, max(with_gradient - plain, 0.0), mesh_caster, options, cells
         )
+        for name, counts in untrusted_by_albedo(camera, image, truth.rgb, both).items():
+            albedo[name] = [a + b for a, b in zip(albedo[name], counts, strict=True)]
         for mode, (values, took) in normals.items():
             angles[mode].append(normal_errors(values, truth.normal, both))
             seconds[mode].append(took)
@@ -167,5 +192,6 @@ def scene_quality(
         "field_mb": round((scene / "field.safetensors").stat().st_size / 2**20, 2),
         **figures,
         "normals": normal_figures,
+        "untrusted": {name: bad / max(total, 1) for name, (bad, total) in albedo.items()},
         "resolution": f"{cameras[0].intrinsics.width}x{cameras[0].intrinsics.height}",
     }

@@ -74,16 +74,21 @@ def _cold_start_table(row: dict[str, Any]) -> Table:
 
 def quality_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="shipped fields against exact ground truth (test views)")
-    for column in ("scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (default)", "mask IoU", "size"):
+    columns = (
+        "scene", "views", "PSNR", "depth MAE", "depth rel.", "normals (default)", "mask IoU",
+        "untrusted light / dark", "size",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "scene" else "right")
     for row in rows:
         metres = f" ({1000 * row['depth_mae_m']:.1f} mm)" if row["depth_mae_m"] is not None else ""
         mae = f"{row['depth_mae']:.4f}" + metres
         default = row["normals"].get(LabelsConfig().normals)
+        untrusted = f"{100 * row['untrusted']['light']:.1f}% / {100 * row['untrusted']['dark']:.1f}%"
         normals = f"{default['mean_deg']:.1f} deg" if default else "-"
         table.add_row(
             row["scene"], str(row["views"]), f"{row['psnr']:.2f} dB", mae, f"{100 * row['depth_rel']:.2f}%",
-            normals, f"{row['mask_iou']:.4f}", f"{row['field_mb']:.1f} MB",
+            normals, f"{row['mask_iou']:.4f}", untrusted, f"{row['field_mb']:.1f} MB",
         )
     return table
 
