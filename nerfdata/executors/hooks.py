@@ -15,8 +15,8 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
+from nerfdata.atomic import write_text_atomic
 from nerfdata.errors import NerfDataError
 
 __all__ = ["Hooks", "InjectedFault", "StoppedByHook"]
@@ -61,7 +61,8 @@ class Hooks:
         if self.fail_once is not None and self.fail_once in indices:
             raise InjectedFault(f"injected failure at item {self.fail_once} (first attempt)")
         if self.pause is not None and self.pause[0] in indices:
-            Path(self.pause[1]).write_text(str(os.getpid()))
+            # Atomic, so the test polling for the file never reads it empty.
+            write_text_atomic(self.pause[1], str(os.getpid()))
             time.sleep(60.0)  # the test kills this process meanwhile
 
     def after_shard(self, shards_done: int) -> None:
