@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nerfdata.cameras import Rays
+from nerfdata.errors import ConfigError
 from nerfdata.fields.checkpoint import load_checkpoint
 from nerfdata.jobs.train import TrainJobConfig, resolve_background, run_train, start_or_resume, train_step
 from nerfdata.render.renderer import RenderOptions, render_image
@@ -95,6 +96,11 @@ def test_a_step_takes_fewer_rays_while_they_cost_more_than_the_sample_budget(whi
     unlimited = start_or_resume(config(white_ball, tmp_path / "c"), dataset)
     train_step(unlimited, rays, targets, options)
     assert unlimited.batch_rays == 256  # 256 rays x 96 steps stay under the default budget
+    fixed = start_or_resume(config(white_ball, tmp_path / "d", samples_per_batch=0), dataset)
+    train_step(fixed, rays, targets, options)
+    assert fixed.batch_rays == 256  # 0: no budget
+    with pytest.raises(ConfigError, match="samples_per_batch must be >= 0"):
+        config(white_ball, tmp_path / "e", samples_per_batch=-1)
 
 
 def test_the_training_benchmark_runs_both_settings_on_one_dataset(white_ball):

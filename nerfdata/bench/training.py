@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nerfdata.jobs.train import FIXED_BATCH, TrainJobConfig, run_train
+from nerfdata.jobs.train import TrainJobConfig, run_train
 
 __all__ = ["TRAINING_SETTINGS", "training_benchmark"]
 
 TRAINING_SETTINGS: dict[str, dict[str, Any]] = {
-    "before": {"samples_per_batch": FIXED_BATCH, "background": "white", "distortion_weight": 0.0},
+    "before": {"samples_per_batch": 0, "background": "white", "distortion_weight": 0.0},
     "now": {},
 }
 """Each setting's changes to the trainer's defaults."""

@@ -36,7 +36,6 @@ from nerfdata.render.volume import distortion_loss
 from nerfdata.writers.transforms import DatasetFrame, TransformsDataset, read_transforms
 
 __all__ = [
-    "FIXED_BATCH",
     "TrainJobConfig",
     "TrainResult",
     "TrainState",
@@ -52,9 +51,6 @@ __all__ = [
 
 _FLAT_FIELD_KEYS = ("hash_grid", "density_hidden_dim", "color_hidden_dim")
 """The field hyper-parameters a saved training config held at its top level before ``field`` held them all."""
-
-FIXED_BATCH = 1 << 62
-"""``samples_per_batch`` of a run saved before it existed: no budget, so every step takes ``rays_per_batch``."""
 
 _ALL_CELLS_STEPS = 256
 """Steps during which every occupancy cell is measured (afterwards a random quarter per refresh)."""
@@ -84,7 +80,8 @@ class TrainJobConfig:
     """Rays per step once the field has taken shape (at most)."""
     samples_per_batch: int = 1 << 16
     """Field evaluations a step aims at: while the field is still haze and rays march far, a step takes
-    fewer rays to stay near this (Instant-NGP's dynamic batch), never more than ``rays_per_batch``."""
+    fewer rays to stay near this (Instant-NGP's dynamic batch), never more than ``rays_per_batch``. 0: no
+    budget, every step takes ``rays_per_batch`` rays (as runs saved before this option did)."""
     learning_rate: float = 1e-2
     warmup_iters: int = 100
     num_steps: int = 512
@@ -116,7 +113,6 @@ class TrainJobConfig:
         counts = (
             "iters",
             "rays_per_batch",
-            "samples_per_batch",
             "num_steps",
             "occupancy_resolution",
             "occupancy_update_every",
@@ -125,6 +121,8 @@ class TrainJobConfig:
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train: {name} must be >= 1, got {getattr(self, name)}")
+        if self.samples_per_batch < 0:
+            raise ConfigError(f"train: samples_per_batch must be >= 0 (0: a fixed batch), got {self.samples_per_batch}")
         if self.distortion_weight < 0:
             raise ConfigError(f"train: distortion_weight must be >= 0, got {self.distortion_weight}")
         if not self.learning_rate > 0:
@@ -276,7 +274,7 @@ def _saved_config(out: Path, values: dict[str, Any]) -> TrainJobConfig:
     if flat:
         values["field"] = values.get("field", {}) | flat
     # Runs saved before the dynamic batch resume as they ran: rays_per_batch rays every step.
-    values.setdefault("samples_per_batch", FIXED_BATCH)
+    values.setdefault("samples_per_batch", 0)
     return from_dict(TrainJobConfig, values, f"{out}: saved training config")
 
 
@@ -376,8 +374,9 @@ def train_step(state: TrainState, rays: Rays, targets: torch.Tensor, options: Re
     loss.backward()
     state.optimizer.step()
     state.iteration += 1
-    samples = max(int(result.num_samples.sum()), 1)
-    state.batch_rays = max(min(round(len(batch) * config.samples_per_batch / samples), config.rays_per_batch), 1)
+    if config.samples_per_batch > 0:
+        samples = max(int(result.num_samples.sum()), 1)
+        state.batch_rays = max(min(round(len(batch) * config.samples_per_batch / samples), config.rays_per_batch), 1)
     return float(photometric.detach())
 
 
