@@ -7,34 +7,14 @@ pixel change and the relative change of median depth. ``--json PATH`` also write
 """
 
 import argparse
-import math
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from nerfdata.atomic import write_json_atomic
+from nerfdata.bench.runner import samples_table
 from nerfdata.bench.samples import default_settings, samples_benchmark
 from nerfdata.bench.shipped import shipped_scenes
-
-
-def samples_table(rows: list[dict]) -> Table:
-    table = Table(title="samples per ray on the shipped fields (test views; hit: accumulation > 0.5 in the baseline)")
-    columns = ("scene", "setting", "samples/ray", "samples/hit ray", "rays/s", "grid s", "PSNR vs before",
-               "PSNR vs GT", "max 8-bit", "depth change med / p99", "mask flips")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("scene", "setting") else "right")
-    for row in rows:
-        vs_before = "-" if math.isinf(row["psnr_vs_baseline"]) else f"{row['psnr_vs_baseline']:.1f} dB"
-        table.add_row(
-            row["scene"], row["setting"], f"{row['samples_per_ray']:.2f}", f"{row['samples_per_hit_ray']:.2f}",
-            f"{row['rays_per_s'] / 1e3:.1f} k", f"{row['grid_seconds']:.1f}", vs_before,
-            f"{row['psnr_vs_truth']:.3f} dB",
-            str(row["max_8bit_change"]),
-            f"{100 * row['depth_change_median']:.4f}% / {100 * row['depth_change_p99']:.4f}%", str(row["mask_flips"]),
-        )
-    return table
-
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

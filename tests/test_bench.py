@@ -35,3 +35,21 @@ def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
     config = bench_targets_config(SCENES / "room", elsewhere / "targets", num=2, seed=0, preset="inerf")
     views = sample_views(config.views, config.seed, read_cameras)  # poses from scenes/room/cameras.json
     assert len(views) == 60 and config.field == SCENES / "room" and not config.mesh
+
+
+@pytest.mark.parametrize("scene", ["tabletop", "room"])
+def test_a_refined_grid_cuts_samples_on_the_shipped_fields_without_changing_the_image(scene):
+    """The retrained fields carry no haze: a refined occupancy grid skips samples and nothing else."""
+    from rich.console import Console
+
+    from nerfdata.bench.runner import samples_table
+    from nerfdata.bench.samples import default_settings, samples_benchmark
+
+    rows = samples_benchmark(SCENES / scene, default_settings((1024,)), views=1)
+    before, default, refined = rows
+    assert before["psnr_vs_baseline"] == float("inf") and refined["refine"] == 2
+    assert refined["samples_per_hit_ray"] < 0.6 * default["samples_per_hit_ray"] <= before["samples_per_hit_ray"]
+    assert refined["psnr_vs_baseline"] > 60.0 and abs(refined["psnr_vs_truth"] - before["psnr_vs_truth"]) < 0.01
+    console = Console(width=200, record=True)
+    console.print(samples_table(rows))
+    assert refined["setting"].strip() in console.export_text()

@@ -1,5 +1,6 @@
 """Run every benchmark, print tables with ratios, write the figures as JSON."""
 
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from nerfdata.bench.nerfstudio import (
     nerfstudio_table,
 )
 from nerfdata.bench.quality import scene_quality
+from nerfdata.bench.samples import default_settings, samples_benchmark
 from nerfdata.bench.shipped import RESULTS, SCENES, shipped_scenes
 from nerfdata.device import DeviceName, resolve_device
 from nerfdata.labels.view_labels import LabelsConfig
@@ -130,6 +132,24 @@ def mesh_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def samples_table(rows: list[dict]) -> Table:
+    table = Table(title="samples per ray on the shipped fields (test views; hit: accumulation > 0.5 in the baseline)")
+    columns = ("scene", "setting", "samples/ray", "samples/hit ray", "rays/s", "grid s", "PSNR vs before",
+               "PSNR vs GT", "max 8-bit", "depth change med / p99", "mask flips")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("scene", "setting") else "right")
+    for row in rows:
+        vs_before = "-" if math.isinf(row["psnr_vs_baseline"]) else f"{row['psnr_vs_baseline']:.1f} dB"
+        table.add_row(
+            row["scene"], row["setting"], f"{row['samples_per_ray']:.2f}", f"{row['samples_per_hit_ray']:.2f}",
+            f"{row['rays_per_s'] / 1e3:.1f} k", f"{row['grid_seconds']:.1f}", vs_before,
+            f"{row['psnr_vs_truth']:.3f} dB",
+            str(row["max_8bit_change"]),
+            f"{100 * row['depth_change_median']:.4f}% / {100 * row['depth_change_p99']:.4f}%", str(row["mask_flips"]),
+        )
+    return table
+
+
 def run_benchmarks(
     quick: bool = False, out: Path | None = RESULTS, scenes_root: Path = SCENES, device: DeviceName = "auto"
 ) -> dict[str, Any]:
@@ -176,6 +196,14 @@ def run_benchmarks(
             f"peak memory of one {width}x{height} render of {scene.name} with every layer: "
             f"{peak_memory['peak_bytes'] / 2**30:.2f} GiB (target: under 2 GiB), {peak_memory['seconds']:.0f} s"
         )
+    # A slice of benchmarks/samples.py (every test view, and 512 steps too).
+    samples_rows = [
+        row
+        for scene in scenes
+        for row in samples_benchmark(scene, default_settings((1024,)), views=1 if quick else 4)
+    ]
+    if samples_rows:
+        console.print(samples_table(samples_rows))
     quality_rows = [scene_quality(scene, views=3 if quick else None) for scene in scenes]
     if quality_rows:
         console.print(quality_table(quality_rows))
@@ -217,6 +245,7 @@ def run_benchmarks(
         "render": {"resolution": resolution, "rows": render_rows},
         "cold_start": cold_start,
         "peak_memory": peak_memory,
+        "samples": samples_rows,
         "quality": quality_rows,
         "mesh": mesh_rows,
         "correspondences": correspondence_rows,
