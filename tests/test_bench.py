@@ -1,11 +1,15 @@
 """The benchmark machinery finds the checkout's scenes and recipes from any current folder.
 
-(The benchmarks themselves are not run here: they take long and need an idle machine.)
+(The benchmarks themselves are not run here, but for one view of the samples benchmark: they take long
+and need an idle machine.)
 """
 
 import pytest
+from rich.console import Console
 
 from nerfdata.bench.inerf import bench_targets_config
+from nerfdata.bench.runner import samples_table
+from nerfdata.bench.samples import default_settings, samples_benchmark
 from nerfdata.bench.shipped import SCENES, shipped_scenes
 from nerfdata.errors import NerfDataError
 from nerfdata.poses import sample_views
@@ -40,11 +44,6 @@ def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
 @pytest.mark.parametrize("scene", ["tabletop", "room"])
 def test_a_refined_grid_cuts_samples_on_the_shipped_fields_without_changing_the_image(scene):
     """The retrained fields carry no haze: a refined occupancy grid skips samples and nothing else."""
-    from rich.console import Console
-
-    from nerfdata.bench.runner import samples_table
-    from nerfdata.bench.samples import default_settings, samples_benchmark
-
     rows = samples_benchmark(SCENES / scene, default_settings((1024,)), views=1)
     before, default, refined = rows
     assert before["psnr_vs_baseline"] == float("inf") and refined["refine"] == 2

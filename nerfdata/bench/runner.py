@@ -196,7 +196,7 @@ def run_benchmarks(
             f"peak memory of one {width}x{height} render of {scene.name} with every layer: "
             f"{peak_memory['peak_bytes'] / 2**30:.2f} GiB (target: under 2 GiB), {peak_memory['seconds']:.0f} s"
         )
-    # A slice of benchmarks/samples.py (every test view, and 512 steps too).
+    # A slice of benchmarks/samples.py (which renders every test view, and at 512 steps too).
     samples_rows = [
         row
         for scene in scenes

@@ -160,6 +160,10 @@ def estimate_aabb(cameras: list[Camera]) -> np.ndarray:
     return np.stack([focus - half, focus + half])
 
 
+_BACKGROUND_VALUE: dict[str, float | None] = {"white": 1.0, "black": 0.0, "random": None}
+"""Grey level a resolved ``background`` composites RGBA images onto (``None``: a new colour per ray)."""
+
+
 def _load_images(frames: list[DatasetFrame], background: float | None) -> torch.Tensor:
     """Training colours ``(n, 3)``, RGBA composited onto ``background``; ``None`` keeps alpha: ``(n, 4)``
     (an opaque image gets alpha 1)."""
@@ -227,7 +231,7 @@ def _evaluate(field_: NGPField, frames: list[DatasetFrame], occupancy: Occupancy
     options = RenderOptions(normals=False, background=background)  # type: ignore[arg-type]
     errors = []
     for frame in frames:
-        target = _load_images([frame], 1.0 if background == "white" else 0.0).to(field_.aabb.device)
+        target = _load_images([frame], _BACKGROUND_VALUE[background]).to(field_.aabb.device)
         image = render_image(field_, frame.camera, options, occupancy)
         errors.append(float(((image.rgb.reshape(-1, 3) - target) ** 2).mean()))
     return psnr(float(np.mean(errors)))
@@ -424,7 +428,7 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     state = start_or_resume(config, dataset)
     state.config = config = replace(state.config, background=resolve_background(state.config, train_frames))
     device = state.field.aabb.device
-    fixed = {"white": 1.0, "black": 0.0, "random": None}[config.background]
+    fixed = _BACKGROUND_VALUE[config.background]
     targets = _load_images(train_frames, fixed).to(device)
     rays = Rays.cat([frame.camera.rays(device=device) for frame in train_frames])
     options = RenderOptions(

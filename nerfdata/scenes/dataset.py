@@ -24,14 +24,17 @@ from nerfdata.cameras import Camera, Intrinsics, look_at_c2w_opengl
 from nerfdata.config import to_dict
 from nerfdata.scenes.groundtruth import MeshRaycaster
 from nerfdata.scenes.recipe import RigConfig, SceneRecipe
-from nerfdata.writers.layers import LAYERS, write_view_layers
+from nerfdata.writers.layers import VIEW_ARRAYS, layer_specs, write_view_layers
 from nerfdata.writers.manifest import CONVENTIONS, config_hash, write_manifest
 from nerfdata.writers.output_folder import claim_output_folder
 from nerfdata.writers.transforms import FrameRecord, write_transforms
 
 __all__ = ["rig_cameras", "scene_cameras", "write_scene_dataset"]
 
-_RGBA_SPEC = LAYERS["rgb"] | {"encoding": "PNG RGBA; alpha 255 where a surface is hit, 0 (colour white) elsewhere"}
+_SCENE_LAYERS = layer_specs(
+    VIEW_ARRAYS, notes={"rgb": {"encoding": "PNG RGBA; alpha 255 where a surface is hit, 0 (colour white) elsewhere"}}
+)
+"""The layers a scene dataset's manifest lists: its images carry the coverage as alpha."""
 
 
 def rig_cameras(rig: RigConfig, count: int, generator: torch.Generator) -> list[Camera]:
@@ -82,7 +85,7 @@ def _write_scene(recipe: SceneRecipe, out: Path, resolved: dict, job_hash: str, 
         "config": resolved,
         "config_hash": job_hash,
         "conventions": CONVENTIONS,
-        "layers": {name: spec for name, spec in LAYERS.items()} | {"rgb": _RGBA_SPEC},
+        "layers": _SCENE_LAYERS,
         "views": [],
         "files": ["mesh.ply", "transforms.json"],
     }

@@ -35,6 +35,7 @@ from nerfdata.writers.images import srgb_to_linear, to_uint8, write_depth_png, w
 __all__ = [
     "LAYERS",
     "LAYER_WRITERS",
+    "VIEW_ARRAYS",
     "LayerWriter",
     "RgbFormat",
     "layer_specs",
@@ -285,9 +286,12 @@ def layer_specs(
     return specs
 
 
-LAYERS = layer_specs(
-    ("rgb", "depth", "normals", "mask", "range", "confidence", "normal_confidence", "valid", "depth_modes", "object_id")
+VIEW_ARRAYS: tuple[str, ...] = (
+    "rgb", "depth", "normals", "mask", "range", "confidence", "normal_confidence", "valid", "depth_modes", "object_id"
 )
+"""Every array a view can hold, in the manifest's order."""
+
+LAYERS = layer_specs(VIEW_ARRAYS)
 """The description of every layer (RGB as PNG), as a dataset that lists them all states it."""
 
 
