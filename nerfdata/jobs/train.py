@@ -3,8 +3,9 @@
 Photometric loss on random rays, an occupancy grid updated during training (decaying maximum of
 density and a mean-capped threshold, Instant-NGP's rules), Adam with warm-up and step decay,
 periodic checkpoints that hold the whole training state (so ``--resume`` continues exactly where an
-interrupted run stopped), and a final compact checkpoint that keeps the training grid: the field's
-appearance was fitted with exactly those cells skipped.
+interrupted run stopped), and a final compact checkpoint that keeps the training grid refined to
+where one step gains opacity (:func:`stored_grid`): the field's appearance was fitted with the
+training grid's empty cells skipped, and the finer grid clears only cells a sample adds nothing in.
 
 :func:`run_train` is four named steps over a :class:`TrainState`: :func:`start_or_resume`,
 :func:`train_step` (one optimisation step), :func:`refresh_occupancy` and :func:`save_checkpoint`
@@ -29,7 +30,7 @@ from nerfdata.encoders.hashgrid import HashGridConfig
 from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import load_checkpoint, load_training_state, save_field
 from nerfdata.fields.ngp import NGPArchitecture, NGPField
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_from_ema, update_density_ema
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_from_ema, refine_occupancy_grid, update_density_ema
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import RenderOptions, render_image, render_rays
 from nerfdata.render.volume import distortion_loss
@@ -46,11 +47,15 @@ __all__ = [
     "save_checkpoint",
     "save_trained_field",
     "start_or_resume",
+    "stored_grid",
     "train_step",
 ]
 
 _FLAT_FIELD_KEYS = ("hash_grid", "density_hidden_dim", "color_hidden_dim")
 """The field hyper-parameters a saved training config held at its top level before ``field`` held them all."""
+
+GRID_STEP_OPACITY = 1e-2
+"""A refined cell of the final grid is empty when one training step there gains less opacity than this."""
 
 _ALL_CELLS_STEPS = 256
 """Steps during which every occupancy cell is measured (afterwards a random quarter per refresh)."""
@@ -95,6 +100,11 @@ class TrainJobConfig:
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid maintained during training."""
     occupancy_update_every: int = 16
+    grid_refine: int = 2
+    """The final checkpoint's occupancy grid is the training grid refined this many times per axis, a fine
+    cell kept where one training step there gains over ``GRID_STEP_OPACITY`` opacity: renders then skip
+    the soft shells around surfaces (measured: half the samples per hit ray or fewer, the same image).
+    1: store the training grid as it is."""
     checkpoint_every: int = 500
     background: Literal["auto", "random", "white", "black"] = "auto"
     """Colour behind the scene while training. ``random``: a new uniform colour per ray, composited under RGBA
@@ -116,6 +126,7 @@ class TrainJobConfig:
             "num_steps",
             "occupancy_resolution",
             "occupancy_update_every",
+            "grid_refine",
             "checkpoint_every",
         )
         for name in counts:
@@ -400,6 +411,20 @@ def refresh_occupancy(state: TrainState) -> None:
     state.occupancy = occupancy_from_ema(state.ema, state.field.aabb)
 
 
+def stored_grid(state: TrainState) -> OccupancyGrid:
+    """The grid the final checkpoint keeps: the training grid, refined by ``grid_refine``.
+
+    Refining only clears cells (:func:`~nerfdata.fields.occupancy.refine_occupancy_grid`), and by the
+    opacity of the training step, the coarsest a shipped job renders with: finer steps are conservative.
+    """
+    if state.config.grid_refine == 1:
+        return state.occupancy
+    field_, config = state.field, state.config
+    return refine_occupancy_grid(
+        state.occupancy, field_.density, field_.extent / config.num_steps, config.grid_refine, GRID_STEP_OPACITY
+    )
+
+
 def save_checkpoint(state: TrainState) -> Path:
     """A checkpoint of the run in progress (float32 weights, the training grid, the whole training state)."""
     info = {"config": _run_config(state.config), "iteration": state.iteration, "complete": False}
@@ -407,9 +432,9 @@ def save_checkpoint(state: TrainState) -> Path:
 
 
 def save_trained_field(
-    state: TrainState, dataset: TransformsDataset, seconds: float, test_psnr: float | None
+    state: TrainState, dataset: TransformsDataset, grid: OccupancyGrid, seconds: float, test_psnr: float | None
 ) -> Path:
-    """The final checkpoint: weights in ``storage`` precision and the training grid, no training state."""
+    """The final checkpoint: weights in ``storage`` precision and ``grid`` (:func:`stored_grid`), no training state."""
     config = state.config
     info = {
         "config": _run_config(config), "iteration": config.iters, "complete": True,
@@ -417,7 +442,7 @@ def save_trained_field(
     }
     storage = torch.float16 if config.storage == "float16" else torch.float32
     metadata = {"dataset": str(dataset.path), "meters_per_unit": dataset.meters_per_unit, "training": info}
-    return save_field(state.field, config.out, state.occupancy, metadata=metadata, storage_dtype=storage)
+    return save_field(state.field, config.out, grid, metadata=metadata, storage_dtype=storage)
 
 
 def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult:
@@ -455,11 +480,12 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
             progress.advance(work=batch_rays, status=status)
     seconds = time.perf_counter() - start
     state.field.eval().requires_grad_(False)
-    # The field was fitted with the training grid's empty cells skipped: render it with the same grid.
+    # Judged as it will be rendered: through the grid the checkpoint keeps.
+    grid = stored_grid(state)
     test_psnr = None
     if test_frames and config.eval_views > 0:
         # A field trained on random colours is judged on white, where the scene datasets' RGB lies.
         shown = "white" if config.background == "random" else config.background
-        test_psnr = _evaluate(state.field, test_frames[: config.eval_views], state.occupancy, shown)
-    checkpoint = save_trained_field(state, dataset, seconds, test_psnr)
+        test_psnr = _evaluate(state.field, test_frames[: config.eval_views], grid, shown)
+    checkpoint = save_trained_field(state, dataset, grid, seconds, test_psnr)
     return TrainResult(checkpoint, config.iters, seconds, psnr(running_mse or 1.0), test_psnr)
