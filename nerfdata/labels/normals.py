@@ -7,7 +7,7 @@ The methods (``labels.normals``), measured side by side in ``benchmarks/quality.
   over a 11x11 window by a quadric in pixel offsets (a plane in 3D is exactly linear in inverse depth
   under perspective), ignoring neighbours across depth edges; where a 7x7 planar window beside the
   pixel fits its neighbourhood at least twice as well (a crease, or a step in the surface on one side),
-  that plane is taken instead.
+  that plane is taken instead: of those, the one the pixel itself lies on.
 * ``gradient``: the density gradient at every sample, normalised and weighted along the ray (the
   renderer's normal). Exact on smooth analytic fields, noise on hash grids.
 * ``smooth-gradient``: the same with central differences of density over a step tied to the hash
@@ -195,23 +195,36 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
     gate = 2.0 * _STEEPEST / (intrinsics.fl_x + intrinsics.fl_y)
     quadric = _fit_windows(depth, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10, gate=gate)
     normals = _camera_normals(quadric.coefficients, _QUADRIC_RADIUS, intrinsics, offset_x, offset_y)
-    best = np.where(valid, _PLANE_PREFERENCE * quadric.residual, np.inf)
-    residual = np.where(np.isfinite(best), quadric.residual, np.inf)
     planes = _fit_windows(depth, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2, gate=gate)
     # A plane's normal is the same everywhere on it: form it at its window's centre.
     plane_normals = _camera_normals(planes.coefficients, _PLANE_RADIUS, intrinsics, offset_x, offset_y)
+    inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
     candidates = zip(
         _windows(plane_normals, _PLANE_RADIUS, 0.0), _windows(planes.residual, _PLANE_RADIUS, np.inf),
-        _windows(depth, _PLANE_RADIUS, 0.0), _windows(valid, _PLANE_RADIUS, False), strict=True,
+        _windows(planes.coefficients, _PLANE_RADIUS, 0.0), _windows(depth, _PLANE_RADIUS, 0.0),
+        _windows(valid, _PLANE_RADIUS, False), strict=True,
     )
-    for (dy, dx, normal), (_, _, fit_residual), (_, _, centre_depth), (_, _, centre_valid) in candidates:
+    # The plane the pixel lies on: ranked by its window's residual or, where larger, by how far it misses
+    # the pixel itself. At a crease both faces' windows fit alike, but only one face passes through the pixel.
+    plane_score = np.full(depth.shape, np.inf)
+    plane_residual = np.full(depth.shape, np.inf)
+    plane_normal = np.zeros_like(plane_normals)
+    for (dy, dx, normal), (_, _, fit_residual), (_, _, coefficients), (_, _, centre_depth), (_, _, centre_valid) in (
+        candidates
+    ):
         # The window centred (dy, dx) away holds this pixel when the pixel is on its centre's surface.
         usable = _same_surface(centre_depth, depth, centre_valid, valid, max(abs(dy), abs(dx)), gate)
-        better = usable & (fit_residual < best)
-        best = np.where(better, fit_residual, best)
-        residual = np.where(better, fit_residual, residual)
-        normals = np.where(better[..., None], normal, normals)
-    fitted = np.isfinite(best)
+        miss = np.abs(inverse - coefficients @ _basis(-dy, -dx, _PLANE_RADIUS, quadratic=False)) * depth
+        score = np.maximum(fit_residual, miss)
+        better = usable & (score < plane_score)
+        plane_score = np.where(better, score, plane_score)
+        plane_residual = np.where(better, fit_residual, plane_residual)
+        plane_normal = np.where(better[..., None], normal, plane_normal)
+    quadric_residual = np.where(valid, quadric.residual, np.inf)
+    chosen = plane_residual < _PLANE_PREFERENCE * quadric_residual
+    residual = np.where(chosen, plane_residual, quadric_residual)
+    normals = np.where(chosen[..., None], plane_normal, normals)
+    fitted = np.isfinite(residual)
     count = np.where(valid, quadric.count, 0.0)
     return np.where(fitted[..., None], normals, 0.0), np.where(fitted, residual, np.inf), count
 
@@ -225,7 +238,9 @@ def fit_normals(
     squares, over the neighbours on its own surface: no depth edge between); the quadric's tangent
     plane at the pixel gives the normal. Where a 7x7 window whose centre lies within 3 pixels fits a
     plane with at most half that residual (the centred window straddles a crease or a step in the
-    surface), its plane's normal is taken instead. Works in bands of rows: memory is bounded whatever
+    surface), its plane's normal is taken instead; the windows are ranked by their residual or, where
+    larger, by their plane's miss at the pixel (at a crease both faces fit their windows, only one
+    passes through the pixel). Works in bands of rows: memory is bounded whatever
     the image size, and the result is the same as in one piece.
 
     Args:
