@@ -43,16 +43,19 @@ def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
 
 
 @pytest.mark.parametrize("scene", ["tabletop", "room"])
-def test_a_refined_grid_cuts_samples_on_the_shipped_fields_without_changing_the_image(scene):
-    """The retrained fields carry no haze: a refined occupancy grid skips samples and nothing else."""
+def test_the_shipped_fields_stored_grids_cut_samples_without_changing_the_image(scene):
+    """The trainer stores its grid refined to where a step gains opacity: fewer samples than a grid built
+    from density (measured on the test views: tabletop 0.28x, room 0.76x per hit ray), the same pixels."""
     rows = samples_benchmark(SCENES / scene, default_settings((1024,)), views=1)
-    before, default, refined = rows
-    assert before["psnr_vs_baseline"] == float("inf") and refined["refine"] == 2
-    assert refined["samples_per_hit_ray"] < 0.6 * default["samples_per_hit_ray"] <= before["samples_per_hit_ray"]
-    assert refined["psnr_vs_baseline"] > 60.0 and abs(refined["psnr_vs_truth"] - before["psnr_vs_truth"]) < 0.01
+    before, default, again = rows
+    assert before["psnr_vs_baseline"] == float("inf") and before["grid"] == "density" and again["refine"] == 2
+    assert default["samples_per_hit_ray"] < 0.85 * before["samples_per_hit_ray"]
+    # The stored grid may clear haze the density grid keeps: the truth's PSNR may rise, not fall.
+    assert default["psnr_vs_baseline"] > 55.0 and default["psnr_vs_truth"] > before["psnr_vs_truth"] - 0.01
+    assert default["depth_change_median"] < 1e-4 and again["samples_per_hit_ray"] <= default["samples_per_hit_ray"]
     console = Console(width=200, record=True)
     console.print(samples_table(rows))
-    assert refined["setting"].strip() in console.export_text()
+    assert again["setting"].strip() in console.export_text()
 
 
 def test_the_shipped_tabletops_confidence_does_not_follow_albedo():
