@@ -102,9 +102,9 @@ class TrainJobConfig:
     occupancy_update_every: int = 16
     grid_refine: int = 2
     """The final checkpoint's occupancy grid is the training grid refined this many times per axis, a fine
-    cell kept where one training step there gains over ``GRID_STEP_OPACITY`` opacity: renders then skip
-    the soft shells around surfaces (measured: half the samples per hit ray or fewer, the same image).
-    1: store the training grid as it is."""
+    cell kept where one training step there gains over 1% opacity: renders then skip the soft shells
+    around surfaces (measured: half the samples per hit ray or fewer, the same image). 1: store the
+    training grid as it is."""
     checkpoint_every: int = 500
     background: Literal["auto", "random", "white", "black"] = "auto"
     """Colour behind the scene while training. ``random``: a new uniform colour per ray, composited under RGBA
