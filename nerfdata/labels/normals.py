@@ -139,11 +139,12 @@ class _Fits:
 
 
 def _fit_windows(
-    depth: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int, gate: float
+    depth: np.ndarray, inverse: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int,
+    gate: float,
 ) -> _Fits:
+    """Fit ``inverse`` (``1 / depth`` where ``valid``, else 0) over each pixel's window."""
     h, w = depth.shape
     k = 6 if quadratic else 3
-    inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
     moments = np.zeros((h, w, k, k))
     rhs = np.zeros((h, w, k))
     count = np.zeros((h, w))
@@ -193,12 +194,14 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
     offset_x = np.arange(depth.shape[1])[None, :] + 0.5 - intrinsics.cx
     offset_y = rows[:, None] + 0.5 - intrinsics.cy
     gate = 2.0 * _STEEPEST / (intrinsics.fl_x + intrinsics.fl_y)
-    quadric = _fit_windows(depth, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10, gate=gate)
+    inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
+    quadric = _fit_windows(depth, inverse, valid, _QUADRIC_RADIUS, quadratic=True, min_count=10, gate=gate)
     normals = _camera_normals(quadric.coefficients, _QUADRIC_RADIUS, intrinsics, offset_x, offset_y)
-    planes = _fit_windows(depth, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2, gate=gate)
+    planes = _fit_windows(
+        depth, inverse, valid, _PLANE_RADIUS, quadratic=False, min_count=(_PLANE_RADIUS + 1) ** 2, gate=gate
+    )
     # A plane's normal is the same everywhere on it: form it at its window's centre.
     plane_normals = _camera_normals(planes.coefficients, _PLANE_RADIUS, intrinsics, offset_x, offset_y)
-    inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
     candidates = zip(
         _windows(plane_normals, _PLANE_RADIUS, 0.0), _windows(planes.residual, _PLANE_RADIUS, np.inf),
         _windows(planes.coefficients, _PLANE_RADIUS, 0.0), _windows(depth, _PLANE_RADIUS, 0.0),
