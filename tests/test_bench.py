@@ -42,20 +42,23 @@ def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
     assert len(views) == 60 and config.field == SCENES / "room" and not config.mesh
 
 
-@pytest.mark.parametrize("scene", ["tabletop", "room"])
-def test_the_shipped_fields_stored_grids_cut_samples_without_changing_the_image(scene):
-    """The trainer stores its grid refined to where a step gains opacity: fewer samples than a grid built
-    from density (measured on the test views: tabletop 0.28x, room 0.76x per hit ray), the same pixels."""
+@pytest.mark.parametrize("scene", ["tabletop", "room", "mug"])
+def test_the_shipped_fields_stored_grids_and_short_rounds_cut_samples_without_changing_the_image(scene):
+    """The trainer stores its grid refined to where a step gains opacity, and rounds of 8 stop sooner after
+    a surface: fewer samples than a grid built from density in rounds of 16 (measured on the test views at
+    1024 steps: 0.13-0.48x per hit ray), the same pixels."""
     rows = samples_benchmark(SCENES / scene, default_settings((1024,)), views=1)
-    before, default, again = rows
-    assert before["psnr_vs_baseline"] == float("inf") and before["grid"] == "density" and again["refine"] == 2
-    assert default["samples_per_hit_ray"] < 0.85 * before["samples_per_hit_ray"]
-    # The stored grid may clear haze the density grid keeps: the truth's PSNR may rise, not fall.
-    assert default["psnr_vs_baseline"] > 55.0 and default["psnr_vs_truth"] > before["psnr_vs_truth"] - 0.01
-    assert default["depth_change_median"] < 1e-4 and again["samples_per_hit_ray"] <= default["samples_per_hit_ray"]
+    before, rounds_of_16, default = rows
+    assert before["psnr_vs_baseline"] == float("inf") and before["grid"] == "density"
+    assert rounds_of_16["samples_per_round"] == 16 and default["samples_per_round"] == 8
+    assert default["samples_per_hit_ray"] < 0.95 * rounds_of_16["samples_per_hit_ray"]
+    assert rounds_of_16["samples_per_hit_ray"] < 0.85 * before["samples_per_hit_ray"]
+    for row in (rounds_of_16, default):  # the stored grid may clear haze: the truth's PSNR may rise, not fall
+        assert row["psnr_vs_baseline"] > 45.0 and row["psnr_vs_truth"] > before["psnr_vs_truth"] - 0.01
+        assert row["depth_change_median"] < 1e-4 and row["mask_flips"] <= 4
     console = Console(width=200, record=True)
     console.print(samples_table(rows))
-    assert again["setting"].strip() in console.export_text()
+    assert default["setting"] in console.export_text()
 
 
 def test_the_shipped_tabletops_confidence_does_not_follow_albedo():

@@ -188,7 +188,7 @@ def _parameter_gradients(field, render) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     "min_transmittance, marcher, atol",
     [
-        # Every step, in rounds of 16 samples chained through the optical depth, against one block:
+        # Every step, in rounds of 8 samples chained through the optical depth, against one block:
         # the same samples, only the order of the float32 sums over ~5000 samples differs
         # (measured: up to 2e-6 of each parameter's largest gradient).
         (0.0, "fused", 1e-5),

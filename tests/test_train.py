@@ -80,8 +80,8 @@ def test_the_final_grid_is_the_training_grid_refined_where_a_step_gains_opacity(
     plain = run_train(config(tiny_dataset, tmp_path / "plain", iters=150, grid_refine=1), show_progress=False)
     fine, coarse = load_checkpoint(refined.checkpoint), load_checkpoint(plain.checkpoint)
     assert fine.occupancy is not None and coarse.occupancy is not None
-    assert (fine.occupancy.resolution, coarse.occupancy.resolution) == (32, 16)
-    inside = coarse.occupancy.to_mask().repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+    assert (fine.occupancy.resolution, coarse.occupancy.resolution) == (64, 16)  # the default, 4 per axis
+    inside = coarse.occupancy.to_mask().repeat_interleave(4, 0).repeat_interleave(4, 1).repeat_interleave(4, 2)
     assert not (fine.occupancy.to_mask() & ~inside).any()
     assert fine.occupancy.occupied_fraction < 0.8 * coarse.occupancy.occupied_fraction
     options = RenderOptions(num_steps=96, normals=False)
@@ -89,9 +89,9 @@ def test_the_final_grid_is_the_training_grid_refined_where_a_step_gains_opacity(
         rays = frame.camera.rays()
         a = render_rays(fine.field, rays, options, fine.occupancy)
         b = render_rays(coarse.field, rays, options, coarse.occupancy)
-        assert a.num_samples.sum() < 0.8 * b.num_samples.sum()  # measured: 0.65x on this still hazy field
-        assert float(-10.0 * torch.log10(((a.rgb - b.rgb) ** 2).mean())) > 35.0  # measured: 41 dB
-    assert refined.test_psnr == pytest.approx(plain.test_psnr, abs=0.3)  # measured: 0.12 dB apart
+        assert a.num_samples.sum() < 0.7 * b.num_samples.sum()  # measured: 0.55x on this still hazy field
+        assert float(-10.0 * torch.log10(((a.rgb - b.rgb) ** 2).mean())) > 35.0  # measured: 38.5-38.9 dB
+    assert refined.test_psnr == pytest.approx(plain.test_psnr, abs=0.3)  # measured: 0.18 dB apart
     with pytest.raises(NerfDataError, match="grid_refine must be >= 1"):
         config(tiny_dataset, tmp_path / "x", grid_refine=0)
 

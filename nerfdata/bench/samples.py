@@ -29,7 +29,7 @@ from torch import Tensor
 from nerfdata.cameras import Camera
 from nerfdata.fields.base import LoadedField
 from nerfdata.fields.loading import load_field
-from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density, refine_occupancy_grid
+from nerfdata.fields.occupancy import OccupancyGrid, occupancy_grid_from_density
 from nerfdata.render.renderer import RenderOptions, render_rays
 from nerfdata.scenes.dataset import scene_cameras
 from nerfdata.scenes.groundtruth import MeshRaycaster
@@ -57,10 +57,6 @@ class SampleSetting:
     options: RenderOptions
     grid: Literal["stored", "density"] = "stored"
     """The checkpoint's grid, or one built from the field's density at 128^3 (what a field without one gets)."""
-    refine: int = 1
-    """Refine that grid by this factor per axis (1: as it is)."""
-    step_opacity: float = 1e-3
-    """With ``refine > 1``: a fine cell is empty when one step there gains less opacity than this."""
 
 
 @dataclass
@@ -82,14 +78,10 @@ class ViewRenders:
 def _grid(loaded: LoadedField, setting: SampleSetting) -> tuple[OccupancyGrid, float]:
     """The grid ``setting`` marches through and the seconds its build took."""
     start = time.perf_counter()
-    field_ = loaded.field
     if setting.grid == "stored":
         grid = loaded.occupancy_grid()
     else:
-        grid = occupancy_grid_from_density(field_.density, field_.aabb)
-    if setting.refine > 1:
-        step = field_.extent / setting.options.num_steps
-        grid = refine_occupancy_grid(grid, field_.density, step, setting.refine, setting.step_opacity)
+        grid = occupancy_grid_from_density(loaded.field.density, loaded.field.aabb)
     return grid, time.perf_counter() - start
 
 
@@ -189,8 +181,6 @@ def samples_benchmark(
                 "min_transmittance": setting.options.min_transmittance,
                 "samples_per_round": setting.options.samples_per_round,
                 "grid": setting.grid,
-                "refine": setting.refine,
-                "step_opacity": setting.step_opacity if setting.refine > 1 else None,
                 "views": len(cameras),
                 **figures,
                 "psnr_vs_baseline": figures["psnr_vs_baseline"] if render is not renders[0] else math.inf,
@@ -202,16 +192,18 @@ def samples_benchmark(
 def default_settings(num_steps: Sequence[int] = (1024, 512)) -> list[SampleSetting]:
     """The baseline (the library's defaults before samples were cut: 1024 steps, termination at
     ``1e-4``, fixed rounds of 16, a grid built from density), then per step count: the old settings, the
-    defaults now (8-bit termination, adaptive rounds, the checkpoint's grid, which ``nerfdata train`` now
-    stores refined), and that grid refined twice per axis again (what a finer stored grid would gain)."""
-    old = RenderOptions(num_steps=1024, min_transmittance=1e-4, adaptive_rounds=False)
+    8-bit termination with adaptive rounds of 16 through the checkpoint's grid (which ``nerfdata train``
+    stores refined), and the defaults now: the same in rounds of 8 (the round in which a ray reaches a
+    surface is evaluated whole, so shorter rounds spend less past the stop)."""
+    old = RenderOptions(num_steps=1024, min_transmittance=1e-4, adaptive_rounds=False, samples_per_round=16)
     settings = [SampleSetting("before (1024)", old, grid="density")]
     for steps in num_steps:
         new = RenderOptions(num_steps=steps)
         if steps != old.num_steps:
             settings.append(SampleSetting(f"before ({steps})", replace(old, num_steps=steps), grid="density"))
         settings += [
-            SampleSetting(f"defaults: T < 0.5/255, adaptive rounds, stored grid ({steps})", new),
-            SampleSetting(f"  + stored grid refined x2 again ({steps})", new, refine=2, step_opacity=1e-2),
+            SampleSetting(f"T < 0.5/255, adaptive rounds of 16, stored grid ({steps})",
+                          replace(new, samples_per_round=16)),
+            SampleSetting(f"defaults: the same in rounds of {new.samples_per_round} ({steps})", new),
         ]
     return settings

@@ -54,7 +54,7 @@ from nerfdata.cameras import Camera, Intrinsics, Rays, camera_rays
 from nerfdata.errors import ConfigError
 from nerfdata.fields.base import Field
 from nerfdata.fields.occupancy import OccupancyGrid
-from nerfdata.render.renderer import RenderOptions, render_image, render_rays
+from nerfdata.render.renderer import GRADIENT_SAMPLES_PER_ROUND, RenderOptions, render_image, render_rays
 from nerfdata.rotations import se3_exp
 
 __all__ = [
@@ -407,6 +407,7 @@ def solve_pose(
     options = RenderOptions(  # the solver's deeper stop (as training's): its loss differentiates the tail too
         num_steps=config.num_steps, normals=False, background=background,
         chunk_rays=max(8192, config.rays), min_transmittance=1e-4, adaptive_rounds=False,
+        samples_per_round=GRADIENT_SAMPLES_PER_ROUND,
     )
     depth = torch.tensor(
         [pivot_depth(field_, occupancy, c2w, intrinsics, options) for c2w in start], dtype=torch.float64

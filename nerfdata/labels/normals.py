@@ -142,34 +142,34 @@ def _fit_windows(
     depth: np.ndarray, inverse: np.ndarray, valid: np.ndarray, radius: int, quadratic: bool, min_count: int,
     gate: float,
 ) -> _Fits:
-    """Fit ``inverse`` (``1 / depth`` where ``valid``, else 0) over each pixel's window."""
+    """Fit ``inverse`` (``1 / depth`` where ``valid``, else 0) over each pixel's window.
+
+    The window's offsets are stacked, so that every sum over them (moments, right-hand sides, residuals)
+    is one matrix product over the offsets: the same fits as a loop over offsets, several times faster.
+    """
     h, w = depth.shape
-    k = 6 if quadratic else 3
-    moments = np.zeros((h, w, k, k))
-    rhs = np.zeros((h, w, k))
-    count = np.zeros((h, w))
-    window = list(
-        zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0), strict=True)
-    )
-    weights = []
-    for (dy, dx, near), (_, _, near_valid), (_, _, near_inverse) in window:
-        same = _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate).astype(np.float64)
-        phi = _basis(dy, dx, radius, quadratic)
-        moments += same[..., None, None] * np.outer(phi, phi)
-        rhs += (same * near_inverse)[..., None] * phi
-        count += same
-        weights.append(same)
+    offsets = list(zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0),
+                       strict=True))
+    same = np.stack([  # (offsets, h * w): whether each neighbour lies on the pixel's surface
+        _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate).reshape(-1)
+        for (dy, dx, near), (_, _, near_valid), _ in offsets
+    ]).astype(np.float64)
+    near_inverse = np.stack([near.reshape(-1) for _, _, (_, _, near) in offsets])
+    phi = np.stack([_basis(dy, dx, radius, quadratic) for (dy, dx, _), _, _ in offsets])  # (offsets, k)
+    k = phi.shape[1]
+    count = same.sum(axis=0)
+    moments = (np.einsum("oi,oj->oij", phi, phi).reshape(len(phi), k * k).T @ same).T.reshape(-1, k, k)
+    rhs = (phi.T @ (same * near_inverse)).T
     ridge = np.zeros(k)
     ridge[3:] = _RIDGE
-    moments += count[..., None, None] * np.diag(ridge) + 1e-12 * np.eye(k)
+    moments += count[:, None, None] * np.diag(ridge) + 1e-12 * np.eye(k)
     fitted = count >= min_count
-    coefficients = np.zeros((h, w, k))
+    coefficients = np.zeros((h * w, k))
     coefficients[fitted] = np.linalg.solve(moments[fitted], rhs[fitted][..., None])[..., 0]
-    squared = np.zeros((h, w))
-    for ((dy, dx, _), _, (_, _, near_inverse)), same in zip(window, weights, strict=True):
-        squared += same * (near_inverse - coefficients @ _basis(dy, dx, radius, quadratic)) ** 2
-    residual = np.sqrt(squared / np.maximum(count, 1.0)) * depth  # d(1/z) * z = dz / z
-    return _Fits(coefficients, np.where(fitted, residual, np.inf), count)
+    squared = (same * (near_inverse - phi @ coefficients.T) ** 2).sum(axis=0)
+    residual = np.sqrt(squared / np.maximum(count, 1.0)).reshape(h, w) * depth  # d(1/z) * z = dz / z
+    fitted, count = fitted.reshape(h, w), count.reshape(h, w)
+    return _Fits(coefficients.reshape(h, w, k), np.where(fitted, residual, np.inf), count)
 
 
 def _camera_normals(

@@ -33,6 +33,7 @@ from nerfdata.render.volume import block_weights, median_crossing
 
 __all__ = [
     "EIGHT_BIT_TRANSMITTANCE",
+    "GRADIENT_SAMPLES_PER_ROUND",
     "ImageOutputs",
     "RayOutputs",
     "RaySamples",
@@ -49,6 +50,11 @@ in each channel (what lies behind, or the background, weighs ``T``): under half 
 stored pixel moves by more than one level (rounding), accumulation by at most ``T`` (no mask flips), and
 the median depth not at all (fixed when ``T`` fell past 0.5). The expected depth moves by at most
 ``T`` times the distance to the box's far side, normalised by the accumulation."""
+
+GRADIENT_SAMPLES_PER_ROUND = 16
+"""Rounds of a render that is differentiated (training, the iNeRF solver): they keep training's deeper stop
+and fixed rounds, and longer rounds, because there each round adds autograd bookkeeping that outweighs the
+samples shorter rounds save (measured: rounds of 8 trained 4% fewer rays/s than rounds of 16)."""
 
 Background = Literal["white", "black", "none"]
 _BACKGROUNDS = {"white": 1.0, "black": 0.0, "none": 0.0}
@@ -76,8 +82,11 @@ class RenderOptions:
     """Rays processed at once; bounds memory whatever the image size."""
     window: int = 128
     """Steps the PyTorch marcher looks ahead per round (the C marcher has no limit)."""
-    samples_per_round: int = 16
-    """Field evaluations per ray per round of the fast marcher (at most)."""
+    samples_per_round: int = 8
+    """Field evaluations per ray per round of the fast marcher (at most). Every sample of the round in which a
+    ray stops is evaluated; a round that reaches a surface from empty space cannot be cut short (nothing says
+    the surface is coming), so about half a round is spent past the stop on every hit ray: rounds of 8
+    spend 26% fewer samples per hit ray than rounds of 16 on the shipped fields, and take no longer."""
     adaptive_rounds: bool = True
     """Cut a ray's round short where it will terminate sooner (from the optical depth of its last sample):
     fewer samples evaluated past early termination, the same ones before it."""
