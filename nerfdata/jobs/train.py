@@ -103,7 +103,7 @@ class TrainJobConfig:
     grid_refine: int = 4
     """The final checkpoint's occupancy grid is the training grid refined this many times per axis, a fine
     cell kept where one training step there gains over 1% opacity: renders then skip the soft shells
-    around surfaces (measured: a third of the samples per hit ray or fewer, the same image; 2 MiB of bits
+    around surfaces (fewer samples per hit ray, the same image: "Samples per ray" in README; 2 MiB of bits
     at 256^3). 1: store the training grid as it is."""
     checkpoint_every: int = 500
     background: Literal["auto", "random", "white", "black"] = "auto"
