@@ -45,8 +45,8 @@ def test_the_room_targets_recipe_reads_its_cameras_from_any_folder(elsewhere):
 @pytest.mark.parametrize("scene", ["tabletop", "room", "mug"])
 def test_the_shipped_fields_stored_grids_and_short_rounds_cut_samples_without_changing_the_image(scene):
     """The trainer stores its grid refined to where a step gains opacity, and rounds of 8 stop sooner after
-    a surface: fewer samples than a grid built from density in rounds of 16 (measured on the test views at
-    1024 steps: 0.13-0.48x per hit ray), the same pixels."""
+    a surface: fewer samples than a grid built from density in rounds of 16 (measured on the first test view
+    at 1024 steps: 0.20-0.52x per hit ray, of which rounds of 8 take 0.91-0.92x), the same pixels."""
     rows = samples_benchmark(SCENES / scene, default_settings((1024,)), views=1)
     before, rounds_of_16, default = rows
     assert before["psnr_vs_baseline"] == float("inf") and before["grid"] == "density"
@@ -54,6 +54,7 @@ def test_the_shipped_fields_stored_grids_and_short_rounds_cut_samples_without_ch
     assert default["samples_per_hit_ray"] < 0.95 * rounds_of_16["samples_per_hit_ray"]
     assert rounds_of_16["samples_per_hit_ray"] < 0.85 * before["samples_per_hit_ray"]
     for row in (rounds_of_16, default):  # the stored grid may clear haze: the truth's PSNR may rise, not fall
+        # measured 47.0 (mug: floaters the density grid keeps are gone) to 70.2 dB
         assert row["psnr_vs_baseline"] > 45.0 and row["psnr_vs_truth"] > before["psnr_vs_truth"] - 0.01
         assert row["depth_change_median"] < 1e-4 and row["mask_flips"] <= 4
     console = Console(width=200, record=True)

@@ -86,8 +86,9 @@ class RenderOptions:
     """Field evaluations per ray per round of the fast marcher (at most; a ray that has taken 8 rounds' worth takes
     longer ones: :func:`~nerfdata.render.marching.growing_round_limit`). Every sample of the round in which a
     ray stops is evaluated; a round that reaches a surface from empty space cannot be cut short (nothing says
-    the surface is coming), so about half a round is spent past the stop on every hit ray: rounds of 8
-    spend 26% fewer samples per hit ray than rounds of 16 on the shipped fields, and take no longer."""
+    the surface is coming), so about half a round is spent past the stop on every hit ray: on the shipped
+    fields rounds of 8 spend 18-36% fewer samples per hit ray than rounds of 16 at 512 steps (7-13% at
+    1024), at 5% fewer to 42% more rays/s."""
     adaptive_rounds: bool = True
     """Cut a ray's round short where it will terminate sooner (from the optical depth of its last sample):
     fewer samples evaluated past early termination, the same ones before it."""
