@@ -87,6 +87,11 @@ def test_point_queries_are_the_model_field_mapped_to_world_units(loaded):
     torch.testing.assert_close(rgb, outputs[FieldHeadNames.RGB], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(field.density(x), sigma, rtol=0, atol=0)
     assert sigma.max() > 10.0  # the mug is there, and dense
+    with torch.no_grad():  # query in two halves, as the renderer asks (it colours only what weighs in a pixel)
+        density, features = field.geometry(x)
+        colour = field.shade(features, d)
+    torch.testing.assert_close(density, sigma, rtol=0, atol=0)
+    torch.testing.assert_close(colour, rgb, rtol=1e-6, atol=1e-6)
 
 
 def test_the_models_own_render_matches_nerfstudio_for_the_same_camera(loaded, test_camera):

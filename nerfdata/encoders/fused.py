@@ -31,6 +31,7 @@ class _Level(ctypes.Structure):
         ("dense", ctypes.c_uint32),
         ("shift", ctypes.c_float),
         ("ceil_upper", ctypes.c_uint32),
+        ("mask", ctypes.c_uint32),
     ]
 
 
@@ -59,7 +60,10 @@ def _levels(config: Any) -> ctypes.Array:
     if config not in _LEVELS:
         _LEVELS[config] = (_Level * config.num_levels)(
             *(
-                _Level(scale, resolution, size, offset, int(dense), config.position_shift, int(config.ceil_corners))
+                _Level(
+                    scale, resolution, size, offset, int(dense), config.position_shift, int(config.ceil_corners),
+                    size - 1 if size & (size - 1) == 0 else 0,
+                )
                 for scale, resolution, size, offset, dense in zip(
                     config.scales, config.resolutions, config.level_sizes, config.level_offsets, config.dense_levels,
                     strict=True,
@@ -95,7 +99,7 @@ class _FusedHashGrid(torch.autograd.Function):
         grad_out = grad_out.contiguous().float()
         grad_x = grad_params = None
         if ctx.needs_input_grad[1]:
-            grad_params = torch.zeros_like(params)
+            grad_params = torch.empty_like(params)  # every entry written: the levels tile the table
             lib.hashgrid_backward_params(
                 _ptr(x), x.shape[0], _ptr(grad_out), levels, config.num_levels, config.features_per_level,
                 _ptr(grad_params),

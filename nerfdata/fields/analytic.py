@@ -190,6 +190,9 @@ class AnalyticField(Field):
     ) -> tuple[Float[Tensor, " n"], Float[Tensor, "n 3"]]:
         return self.density(positions), self.albedo(positions)
 
+    def shade(self, features: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+        return self.albedo(features)  # the features are the positions (Field.geometry)
+
     def albedo(self, positions: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
         """Colour of the nearest primitive's material at ``positions`` (view-independent)."""
         nearest = self._distances(positions).argmin(dim=-1)

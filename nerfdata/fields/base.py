@@ -108,6 +108,19 @@ class Field(nn.Module, ABC):
         """Linear RGB in ``[0, 1]`` emitted at ``positions`` towards ``-directions``."""
         return self.query(positions, directions)[1]
 
+    def geometry(self, positions: Float[Tensor, "n 3"]) -> tuple[Float[Tensor, " n"], Float[Tensor, "n f"]]:
+        """Density at world points, and the features :meth:`shade` colours them from.
+
+        :meth:`query` in two halves, so that the renderer colours only the samples that weigh in a
+        pixel. Here the features are the positions themselves (``shade`` then queries again); fields
+        whose colour reuses their geometry's work return that instead.
+        """
+        return self.density(positions), positions
+
+    def shade(self, features: Float[Tensor, "n f"], directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+        """Radiance from :meth:`geometry`'s features of points seen along unit ``directions``."""
+        return self.radiance(features, directions)
+
     @abstractmethod
     def config_dict(self) -> dict[str, Any]:
         """JSON-serialisable hyper-parameters that rebuild this field (weights excluded)."""

@@ -140,23 +140,26 @@ class NGPField(Field):
         # From the config in float32, as the box tensor holds it: the field builds on the meta device too.
         self.box_length = float((np.float32(config.aabb[1]) - np.float32(config.aabb[0])).max())
 
-    def _geometry(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """Density per scene unit and geometry features at world ``positions``."""
+    def geometry(self, positions: Float[Tensor, "n 3"]) -> tuple[Float[Tensor, " n"], Float[Tensor, "n f"]]:
+        """Density per scene unit at world ``positions``, and the density MLP's geometry features."""
         inside = inside_aabb(positions, self.aabb)
         unit = ((positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])).clamp(0.0, 1.0)
         hidden = self.density_mlp(self.encoder(unit))
         sigma = trunc_exp(hidden[:, 0] + self.config.density_bias) / self.box_length
         return sigma * inside, hidden[:, 1:]
 
+    def shade(self, features: Float[Tensor, "n f"], directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+        encoded = torch.cat([sh_encode(directions, self.config.sh_degree), features], dim=-1)
+        return torch.sigmoid(self.color_mlp(encoded))
+
     def density(self, positions: Float[Tensor, "n 3"]) -> Float[Tensor, " n"]:
-        return self._geometry(positions)[0]
+        return self.geometry(positions)[0]
 
     def query(
         self, positions: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]
     ) -> tuple[Float[Tensor, " n"], Float[Tensor, "n 3"]]:
-        sigma, geometry = self._geometry(positions)
-        features = torch.cat([sh_encode(directions, self.config.sh_degree), geometry], dim=-1)
-        return sigma, torch.sigmoid(self.color_mlp(features))
+        sigma, features = self.geometry(positions)
+        return sigma, self.shade(features, directions)
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()

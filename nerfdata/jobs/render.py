@@ -50,6 +50,7 @@ from nerfdata.fields.base import Field, LoadedField
 from nerfdata.fields.loading import load_field
 from nerfdata.fields.occupancy import OccupancyGrid
 from nerfdata.jobs.bop import BopConfig, BopExport, bop_export_files, meters_per_unit_of
+from nerfdata.jobs.coverage import CoverageConfig, image_coverage_problem, probe_coverage_problem
 from nerfdata.labels.depth_modes import render_depth_modes
 from nerfdata.labels.mesh import MeshConfig, extract_mesh
 from nerfdata.labels.normals import FIELD_PASS_MODES, render_field_normals
@@ -107,24 +108,6 @@ class CameraConfig:
         for fov in (self.fov_deg, *(self.fov_range_deg or ())):
             if not 0.0 < fov < 180.0:
                 raise ConfigError(f"camera: fields of view must be in (0, 180) degrees, got {fov}")
-
-
-@dataclass(frozen=True)
-class CoverageConfig:
-    """Reject views that see too little of the scene, or whose camera sits inside geometry."""
-
-    min_fraction: float = 0.0
-    """Smallest fraction of foreground pixels a view must have (0 keeps every view)."""
-    reject_inside: bool = True
-    """Reject views whose camera is inside geometry (most of the image is at the camera itself)."""
-    probe_size: int = 32
-    """Width of the low-resolution probe render used to decide."""
-
-    def __post_init__(self) -> None:
-        if self.probe_size < 1:
-            raise ConfigError(f"coverage: probe_size must be >= 1 pixel, got {self.probe_size}")
-        if not 0.0 <= self.min_fraction <= 1.0:
-            raise ConfigError(f"coverage: min_fraction must be in [0, 1], got {self.min_fraction}")
 
 
 @dataclass(frozen=True)
@@ -212,23 +195,6 @@ def _intrinsics(view: View, config: CameraConfig, generator: torch.Generator) ->
         low, high = config.fov_range_deg
         fov = low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
     return Intrinsics.from_fov(config.width, config.height, fov)
-
-
-def _coverage_problem(field_: Field, camera: Camera, occupancy: OccupancyGrid, config: RenderJobConfig) -> str | None:
-    """Why a view should be rejected, or None."""
-    coverage = config.coverage
-    if coverage.min_fraction <= 0 and not coverage.reject_inside:
-        return None
-    probe = Camera(camera.c2w_opengl, camera.intrinsics.scaled(coverage.probe_size / camera.intrinsics.width))
-    image = render_image(field_, probe, replace(config.render, normals=False), occupancy)
-    foreground = image.accumulation > config.labels.mask_threshold
-    if coverage.reject_inside and foreground.float().mean() > 0.5:
-        near = (image.range_median[foreground] < 0.02 * field_.extent).float().mean()
-        if near > 0.5:
-            return "camera inside geometry"
-    if foreground.float().mean() < coverage.min_fraction:
-        return f"covers {100 * foreground.float().mean():.1f}% < {100 * coverage.min_fraction:.1f}%"
-    return None
 
 
 def _complete_view(out: Path, record: dict[str, Any]) -> bool:
@@ -437,11 +403,18 @@ def render_views(work: ViewWork, loaded: LoadedField, indices: Sequence[int]) ->
     for index in indices:
         camera = work.cameras[index]
         record: dict[str, Any] = {"index": index, "label": work.labels[index]}
-        problem = _coverage_problem(field_, camera, occupancy, config)
+        coverage, threshold = config.coverage, config.labels.mask_threshold
+        problem, image = None, None
+        if coverage.min_fraction > 0:  # views may well be rejected: judge the lattice before the full render
+            problem = probe_coverage_problem(field_, camera, config.render, occupancy, coverage, threshold)
+        if problem is None:
+            image = render_image(field_, camera, work.options, occupancy)
+            if coverage.reject_inside and coverage.min_fraction == 0:  # the same lattice, read from the render
+                problem = image_coverage_problem(image, field_.extent, coverage, threshold)
         if problem is not None:
             record.update(status="rejected", reason=problem)
         else:
-            image = render_image(field_, camera, work.options, occupancy)
+            assert image is not None
             hits = caster.cast_rays(camera.rays()) if caster is not None else None
             normals = None
             if work.field_pass:  # normals that query the field again, at this view's samples

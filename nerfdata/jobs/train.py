@@ -225,6 +225,7 @@ def _optimizer(field_: NGPField, config: TrainJobConfig) -> torch.optim.Adam:
         lr=config.learning_rate,
         betas=(0.9, 0.99),
         eps=1e-15,
+        fused=True,  # one kernel over each parameter (CPU and CUDA): a third of the time of the per-tensor loop
     )
 
 
@@ -458,7 +459,7 @@ def run_train(config: TrainJobConfig, show_progress: bool = True) -> TrainResult
     rays = Rays.cat([frame.camera.rays(device=device) for frame in train_frames])
     options = RenderOptions(
         num_steps=config.num_steps, background="none" if fixed is None else config.background,  # type: ignore[arg-type]
-        normals=False, stratified=True,
+        normals=False, ranges=False, stratified=True,
         # Training keeps its deeper stop and fixed rounds: the tail a render drops still carries gradients.
         min_transmittance=1e-4, adaptive_rounds=False, samples_per_round=GRADIENT_SAMPLES_PER_ROUND,
         chunk_rays=config.rays_per_batch,

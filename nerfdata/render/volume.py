@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["BlockWeights", "block_weights", "distortion_loss", "median_crossing"]
+__all__ = ["BlockWeights", "block_weights", "distortion_loss", "median_crossing", "unshaded_samples"]
 
 
 @dataclass
@@ -46,6 +46,32 @@ def block_weights(
     transmittance = torch.exp(-before)
     weights = transmittance * (1.0 - torch.exp(-tau))
     return BlockWeights(weights, transmittance, optical_depth0 + cumulative[:, -1])
+
+
+def unshaded_samples(
+    weights: Float[Tensor, "n s"], valid: Tensor, spent: Float[Tensor, " n"], budget: float
+) -> tuple[Tensor, Float[Tensor, " n"]]:
+    """Which samples of a block need no colour: light ones, while their ray's budget of weight lasts.
+
+    Front to back, a sample lighter than ``budget / 16`` is left unshaded (composited black) as long
+    as the weights left unshaded along its ray, ``spent`` before this block, add up to at most
+    ``budget``: each ray's colour then differs from the fully shaded one by at most ``budget`` per
+    channel. Most such samples lie in empty space inside occupied cells, or behind a surface.
+
+    Returns:
+        The unshaded samples ``(n, s)`` (a subset of ``valid``), and each ray's weight left unshaded
+        after the block ``(n,)``.
+
+    Example:
+        >>> w = torch.tensor([[1e-5, 0.5] + [1e-5] * 30])  # the heavy sample, then 31 light ones
+        >>> skip, spent = unshaded_samples(w, torch.ones_like(w, dtype=torch.bool), torch.zeros(1), 2.05e-4)
+        >>> int(skip.sum()), bool(skip[0, 1]), round(float(spent[0]), 6)
+        (20, False, 0.0002)
+    """
+    light = valid & (weights < budget / 16)
+    light_weight = torch.where(light, weights, torch.zeros_like(weights))
+    unshaded = light & (spent[:, None] + torch.cumsum(light_weight, dim=-1) <= budget)
+    return unshaded, spent + torch.where(unshaded, weights, torch.zeros_like(weights)).sum(dim=-1)
 
 
 def median_crossing(

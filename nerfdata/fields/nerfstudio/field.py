@@ -77,14 +77,29 @@ class NerfstudioField(Field):
     def query(
         self, positions: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]
     ) -> tuple[Float[Tensor, " n"], Float[Tensor, "n 3"]]:
-        from nerfstudio.field_components.field_heads import FieldHeadNames
-
         if positions.shape[0] == 0:
             return positions.new_zeros(0), positions.new_zeros(0, 3)
         samples = self._samples(positions, directions)
         sigma, embedding = self._density(positions, samples)
+        return sigma, self._rgb(samples, embedding)
+
+    def geometry(self, positions: Float[Tensor, "n 3"]) -> tuple[Float[Tensor, " n"], Float[Tensor, "n f"]]:
+        """Density, and as features the positions (nerfacto's colour reads the samples) beside its density embedding."""
+        if positions.shape[0] == 0:
+            return positions.new_zeros(0), positions.new_zeros(0, 3)
+        sigma, embedding = self._density(positions, self._samples(positions, torch.zeros_like(positions)))
+        return sigma, torch.cat([positions, embedding.to(positions.dtype)], dim=-1)
+
+    def shade(self, features: Float[Tensor, "n f"], directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+        if features.shape[0] == 0:
+            return features.new_zeros(0, 3)
+        return self._rgb(self._samples(features[:, :3], directions), features[:, 3:])
+
+    def _rgb(self, samples: Any, embedding: Tensor) -> Tensor:
+        from nerfstudio.field_components.field_heads import FieldHeadNames
+
         rgb = self.model.field.get_outputs(samples, density_embedding=embedding)[FieldHeadNames.RGB]
-        return sigma, rgb.reshape(-1, 3).float()
+        return rgb.reshape(-1, 3).float()
 
     def config_dict(self) -> dict[str, Any]:
         return {"config": str(self.config_path), "aabb": self.aabb.tolist()}
