@@ -269,7 +269,7 @@ def _block_colour(
     return rgb.masked_scatter(shaded[..., None], rgb_v)
 
 
-def _shade_block(
+def _evaluate_block(
     field_: Field,
     acc: _Accumulator,
     rays: Tensor,
@@ -375,7 +375,7 @@ def _march_chunk(
             t_sample = t_start + _jitter(steps.shape, options, generator, device) * step
             positions = marching.origins[:, None] + marching.directions[:, None] * t_sample[..., None]
             block_dirs = marching.directions[:, None].expand(-1, k, -1)
-            density, blk, rgb, normals, acc = _shade_block(
+            density, blk, rgb, normals, acc = _evaluate_block(
                 field_, acc, active, positions, block_dirs, step, valid, options
             )
             acc = _composite(acc, active, t_start, step, valid, density, blk, rgb, normals, options)
@@ -415,7 +415,7 @@ def _reference_chunk(field_: Field, rays: Rays, options: RenderOptions) -> RayOu
     directions = rays.directions[:, None].expand(-1, max_steps, -1)
     all_rays = torch.arange(len(rays), device=device)
     every = replace(options, unshaded_weight=0.0)  # the reference shades every sample
-    density, blk, rgb, normals, acc = _shade_block(field_, acc, all_rays, positions, directions, step, valid, every)
+    density, blk, rgb, normals, acc = _evaluate_block(field_, acc, all_rays, positions, directions, step, valid, every)
     acc = _composite(acc, all_rays, t_start, step, valid, density, blk, rgb, normals, options)
     return _finish(acc, options)
 
