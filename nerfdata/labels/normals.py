@@ -144,30 +144,40 @@ def _fit_windows(
 ) -> _Fits:
     """Fit ``inverse`` (``1 / depth`` where ``valid``, else 0) over each pixel's window.
 
-    The window's offsets are stacked, so that every sum over them (moments, right-hand sides, residuals)
-    is one matrix product over the offsets: the same fits as a loop over offsets, several times faster.
+    The window's offsets are stacked, so that every sum over them is one matrix product over the
+    offsets: several times faster than a loop over offsets. The fit is of each neighbour's inverse
+    depth less the pixel's own, so that its sums stay small and the residual follows from them
+    (``sum y^2 - c . b - c^T R c`` for the ridged normal equations ``(M + R) c = b``) without a pass
+    over every neighbour's miss.
     """
     h, w = depth.shape
-    offsets = list(zip(_windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0),
-                       strict=True))
-    same = np.stack([  # (offsets, h * w): whether each neighbour lies on the pixel's surface
-        _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate).reshape(-1)
-        for (dy, dx, near), (_, _, near_valid), _ in offsets
-    ]).astype(np.float64)
-    near_inverse = np.stack([near.reshape(-1) for _, _, (_, _, near) in offsets])
-    phi = np.stack([_basis(dy, dx, radius, quadratic) for (dy, dx, _), _, _ in offsets])  # (offsets, k)
+    same_rows, relative_rows, basis_rows = [], [], []
+    for (dy, dx, near), (_, _, near_valid), (_, _, near_inverse) in zip(
+        _windows(depth, radius, 0.0), _windows(valid, radius, False), _windows(inverse, radius, 0.0), strict=True
+    ):
+        same = _same_surface(depth, near, valid, near_valid, max(abs(dy), abs(dx)), gate)
+        same_rows.append(same.reshape(-1))
+        relative_rows.append(np.where(same, near_inverse - inverse, 0.0).reshape(-1))
+        basis_rows.append(_basis(dy, dx, radius, quadratic))
+    same = np.stack(same_rows).astype(np.float64)  # (offsets, h * w): neighbours on the pixel's surface
+    relative = np.stack(relative_rows)  # (offsets, h * w): their inverse depth less the pixel's, 0 off it
+    phi = np.stack(basis_rows)  # (offsets, k)
     k = phi.shape[1]
     count = same.sum(axis=0)
-    moments = (np.einsum("oi,oj->oij", phi, phi).reshape(len(phi), k * k).T @ same).T.reshape(-1, k, k)
-    rhs = (phi.T @ (same * near_inverse)).T
+    moments = (same.T @ np.einsum("oi,oj->oij", phi, phi).reshape(len(phi), k * k)).reshape(-1, k, k)
     ridge = np.zeros(k)
     ridge[3:] = _RIDGE
-    moments += count[:, None, None] * np.diag(ridge) + 1e-12 * np.eye(k)
+    penalty = count[:, None] * ridge + 1e-12  # (h * w, k): the ridge's diagonal
+    diagonal = np.arange(k)
+    moments[:, diagonal, diagonal] += penalty
+    rhs = relative.T @ phi
     fitted = count >= min_count
     coefficients = np.zeros((h * w, k))
     coefficients[fitted] = np.linalg.solve(moments[fitted], rhs[fitted][..., None])[..., 0]
-    squared = (same * (near_inverse - phi @ coefficients.T) ** 2).sum(axis=0)
-    residual = np.sqrt(squared / np.maximum(count, 1.0)).reshape(h, w) * depth  # d(1/z) * z = dz / z
+    explained = np.einsum("hk,hk->h", coefficients, rhs + penalty * coefficients)  # c . b + c^T R c
+    squared = np.einsum("oh,oh->h", relative, relative) - explained
+    residual = np.sqrt(np.maximum(squared, 0.0) / np.maximum(count, 1.0)).reshape(h, w) * depth  # d(1/z) z = dz / z
+    coefficients[fitted, 0] += inverse.reshape(-1)[fitted]  # back to inverse depth itself at the window's centre
     fitted, count = fitted.reshape(h, w), count.reshape(h, w)
     return _Fits(coefficients.reshape(h, w, k), np.where(fitted, residual, np.inf), count)
 
@@ -220,9 +230,9 @@ def _fit_band(depth: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, rows
         miss = np.abs(inverse - coefficients @ _basis(-dy, -dx, _PLANE_RADIUS, quadratic=False)) * depth
         score = np.maximum(fit_residual, miss)
         better = usable & (score < plane_score)
-        plane_score = np.where(better, score, plane_score)
-        plane_residual = np.where(better, fit_residual, plane_residual)
-        plane_normal = np.where(better[..., None], normal, plane_normal)
+        np.copyto(plane_score, score, where=better)
+        np.copyto(plane_residual, fit_residual, where=better)
+        np.copyto(plane_normal, normal, where=better[..., None])
     quadric_residual = np.where(valid, quadric.residual, np.inf)
     chosen = plane_residual < _PLANE_PREFERENCE * quadric_residual
     residual = np.where(chosen, plane_residual, quadric_residual)
