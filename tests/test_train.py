@@ -133,6 +133,7 @@ def test_a_run_checkpointed_before_the_field_entry_resumes(tiny_dataset, tmp_pat
     # Settings added since resume as the run began: white background, no distortion loss, fixed batch.
     assert saved["background"] == "white" and saved["distortion_weight"] == 0.0
     assert saved["samples_per_batch"] == 0  # no budget: rays_per_batch rays every step
+    assert saved["planarity_weight"] == 0.0  # no planarity prior
     assert saved["field"]["hash_grid"]["num_levels"] == 2 and saved["field"]["sh_degree"] == 4  # the old runs' default
     field = load_checkpoint(resumed.checkpoint).field
     assert field.config.hash_grid.log2_hashmap_size == 8 and field.config.color_hidden_dim == 16

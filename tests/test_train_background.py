@@ -89,15 +89,16 @@ def test_a_step_takes_fewer_rays_while_they_cost_more_than_the_sample_budget(whi
     state = start_or_resume(config(white_ball, tmp_path / "b", samples_per_batch=2000), dataset)
     rays = Rays.cat([f.camera.rays() for f in frames])
     targets = torch.rand(len(rays), 3)
+    sizes = torch.tensor([[f.camera.intrinsics.width, f.camera.intrinsics.height] for f in frames])
     options = RenderOptions(num_steps=96, normals=False, stratified=True, min_transmittance=1e-4)
     assert state.batch_rays == 256
-    train_step(state, rays, targets, options)  # an untrained field: rays march through the whole box
+    train_step(state, rays, targets, options, sizes)  # an untrained field: rays march through the whole box
     assert state.batch_rays < 256
     unlimited = start_or_resume(config(white_ball, tmp_path / "c"), dataset)
-    train_step(unlimited, rays, targets, options)
+    train_step(unlimited, rays, targets, options, sizes)
     assert unlimited.batch_rays == 256  # 256 rays x 96 steps stay under the default budget
     fixed = start_or_resume(config(white_ball, tmp_path / "d", samples_per_batch=0), dataset)
-    train_step(fixed, rays, targets, options)
+    train_step(fixed, rays, targets, options, sizes)
     assert fixed.batch_rays == 256  # 0: no budget
     with pytest.raises(ConfigError, match="samples_per_batch must be >= 0"):
         config(white_ball, tmp_path / "e", samples_per_batch=-1)
