@@ -8,10 +8,10 @@ import torch
 
 from nerfdata.cameras import Camera, Rays
 from nerfdata.errors import ConfigError
-from nerfdata.jobs.planarity import expected_ranges, pixel_triplets, planarity_loss
+from nerfdata.jobs.planarity import pixel_triplets, planarity_loss
 from nerfdata.jobs.train import _load_images as load_images
 from nerfdata.jobs.train import start_or_resume, train_step
-from nerfdata.render.renderer import RenderOptions, render_rays
+from nerfdata.render.renderer import RenderOptions
 from nerfdata.writers.transforms import read_transforms
 from tests.conftest import look_at
 from tests.test_train import config, tiny_dataset  # noqa: F401  (the fixture)
@@ -70,15 +70,6 @@ def test_triplets_are_three_adjacent_pixels_of_one_image():
     along_column = (x[0] == x[1]) & (x[1] == x[2]) & (y[0] + 1 == y[1]) & (y[1] + 1 == y[2])
     assert (along_row | along_column).all() and along_row.float().mean().item() == pytest.approx(0.5, abs=0.05)
     assert set(image[1].tolist()) == {0, 1, 2}
-
-
-def test_expected_ranges_from_the_samples_are_the_renderers(scene):
-    rays = look_at((0.2, 0.5, 3.0), size=24).rays()
-    options = RenderOptions(num_steps=128, normals=False, return_samples=True)
-    result = render_rays(scene, rays, options)
-    assert result.samples is not None and (result.accumulation > 0.5).any()
-    ranges = expected_ranges(result.samples, result.accumulation)
-    assert torch.allclose(ranges.double(), result.range_expected.double(), atol=1e-5)
 
 
 def test_a_training_step_follows_the_prior_with_its_weight(tiny_dataset, tmp_path):  # noqa: F811

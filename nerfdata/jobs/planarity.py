@@ -6,16 +6,14 @@ perspective a plane's inverse depth is linear in pixel coordinates, so along thr
 training image its second difference is zero: :func:`planarity_loss` penalises that second difference
 of the rendered (expected) depth, relative to the depth, with a robust penalty that saturates (Geman and
 McClure), so that a true depth edge costs a bounded amount and is kept. :func:`pixel_triplets` draws the
-triplets among a batch's rays; :func:`expected_ranges` gives the rendered distances from the samples.
+triplets among a batch's rays.
 """
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from nerfdata.render.renderer import RaySamples
-
-__all__ = ["PLANARITY_SCALE", "expected_ranges", "pixel_triplets", "planarity_loss"]
+__all__ = ["PLANARITY_SCALE", "pixel_triplets", "planarity_loss"]
 
 PLANARITY_SCALE = 0.01
 """Relative second difference of inverse depth at which the penalty reaches half its ceiling: the tabletop's
@@ -45,14 +43,6 @@ def pixel_triplets(
     centre = starts[image] + y * width + x
     step = torch.where(torch.rand(count, generator=generator) < 0.5, 1, width)
     return torch.stack([centre - step, centre, centre + step])
-
-
-def expected_ranges(samples: RaySamples, accumulation: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
-    """Each ray's expected termination distance (interval midpoints weighted), from its packed samples;
-    differentiable. Rays with no weight get 0."""
-    middle = 0.5 * (samples.t_start + samples.t_end)
-    total = torch.zeros_like(accumulation).index_add(0, samples.ray_indices, samples.weights * middle)
-    return total / accumulation.clamp_min(1e-6)
 
 
 def planarity_loss(

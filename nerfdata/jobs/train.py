@@ -31,7 +31,7 @@ from nerfdata.errors import ConfigError, NerfDataError
 from nerfdata.fields.checkpoint import load_checkpoint, load_training_state, save_field
 from nerfdata.fields.ngp import NGPArchitecture, NGPField
 from nerfdata.fields.occupancy import OccupancyGrid, occupancy_from_ema, refine_occupancy_grid, update_density_ema
-from nerfdata.jobs.planarity import expected_ranges, pixel_triplets, planarity_loss
+from nerfdata.jobs.planarity import pixel_triplets, planarity_loss
 from nerfdata.progress import Reporter
 from nerfdata.render.renderer import GRADIENT_SAMPLES_PER_ROUND, RenderOptions, render_image, render_rays
 from nerfdata.render.volume import distortion_loss
@@ -394,7 +394,8 @@ def train_step(
         widths, heights = image_sizes.T
         batch = torch.cat([batch, pixel_triplets(widths, heights, triplets, state.generator).reshape(-1)])
     batch = batch.to(targets.device)
-    options = replace(options, return_samples=config.distortion_weight > 0 or triplets > 0)
+    # The prior reads the renderer's own expected range (its termination distances, off in training without it).
+    options = replace(options, return_samples=config.distortion_weight > 0, ranges=triplets > 0)
     batch_rays = rays[batch]
     result = render_rays(field_, batch_rays, options, state.occupancy, state.generator)
     rgb, target = result.rgb, targets[batch]
@@ -404,13 +405,13 @@ def train_step(
         target = target[:, :3] * target[:, 3:] + background * (1.0 - target[:, 3:])
     photometric = torch.nn.functional.mse_loss(rgb, target)
     loss = photometric
-    s = result.samples
-    if s is not None and config.distortion_weight > 0:
+    if result.samples is not None:  # returned for the distortion loss
+        s = result.samples
         scale = 1.0 / field_.extent
         distortion = distortion_loss(s.ray_indices, s.t_start * scale, s.t_end * scale, s.weights, len(batch))
         loss = loss + config.distortion_weight * distortion.mean()
-    if s is not None and triplets:  # the batch's last 3 * triplets rays: first pixels, middle ones, last ones
-        depths = batch_rays.depth_z(expected_ranges(s, result.accumulation))[-3 * triplets :].reshape(3, triplets)
+    if triplets:  # the batch's last 3 * triplets rays: first pixels, middle ones, last ones
+        depths = batch_rays.depth_z(result.range_expected)[-3 * triplets :].reshape(3, triplets)
         opacity = result.accumulation[-3 * triplets :].reshape(3, triplets)
         loss = loss + config.planarity_weight * planarity_loss(depths, opacity)
     if not torch.isfinite(loss):  # before the step, so that the weights stay as they were
